@@ -1,0 +1,1 @@
+../../alertik/__init__.py

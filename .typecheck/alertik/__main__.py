@@ -1,0 +1,1 @@
+../../alertik/__main__.py

@@ -1,0 +1,291 @@
+"""Shared fixtures: local HTTP servers standing in for the chat services, stage
+processes on 127.0.0.1, and helpers that wait for events instead of sleeping."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+) -> Any:
+    """Poll predicate until it returns a true value; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+@dataclass
+class Request:
+    """One HTTP request as the fake service received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    """What the fake service answers: status, body, headers, delay or reset."""
+
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    reset: bool = False  # close the connection without answering
+
+
+class WebhookServer:
+    """A real HTTP server on 127.0.0.1 that records requests.
+
+    ``replies`` is consulted per request: a callable (Request -> Reply) or a
+    list of Reply consumed in order (the last one repeats).
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.arrived: queue.Queue[Request] = queue.Queue()
+        self.replies: list[Reply] | Callable[[Request], Reply] = [Reply()]
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                req = Request(
+                    method=self.command,
+                    path=self.path,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                    at=time.monotonic(),
+                )
+                reply = server._next_reply(req)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.reset:
+                    # SO_LINGER 0: the client sees a connection reset.
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2
+                    )
+                    self.close_connection = True
+                    return
+                with server._lock:
+                    server.requests.append(req)
+                server.arrived.put(req)
+                self.send_response(reply.status)
+                for k, v in reply.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            do_POST = _handle
+            do_GET = _handle
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _next_reply(self, req: Request) -> Reply:
+        with self._lock:
+            if callable(self.replies):
+                return self.replies(req)
+            if len(self.replies) > 1:
+                return self.replies.pop(0)
+            return self.replies[0]
+
+    def wait(self, count: int, timeout: float = 10.0) -> list[Request]:
+        """Wait until at least count requests were answered; return them all."""
+        wait_for(lambda: len(self.requests) >= count, timeout, f"{count} requests")
+        with self._lock:
+            return list(self.requests)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookServer]:
+    server = WebhookServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def make_webhook() -> Iterator[Callable[[], WebhookServer]]:
+    servers: list[WebhookServer] = []
+
+    def make() -> WebhookServer:
+        servers.append(WebhookServer())
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment for alertik processes: private dirs, ephemeral ports."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (
+            k.startswith(("EVENT", "STATIC_EVENT", "ALERTIK_", "FORWARD_"))
+            or k.endswith("_WEBHOOK_URL")
+            or k.startswith("TELEGRAM_")
+            or k in ("ENV_EVENTS", "TEAMS_WEBHOOK_FORMAT")
+        )
+    }
+    env.update(
+        ALERTIK_RUN_DIR=str(tmp_path / "run"),
+        ALERTIK_STATE_DIR=str(tmp_path / "state"),
+        ALERTIK_LOG_FILE=str(tmp_path / "log.txt"),
+        ALERTIK_UDP_PORT="0",
+        ALERTIK_BIND="127.0.0.1",
+        ALERTIK_NODE_NAME="test-node",
+        ALERTIK_RETRY_MAX_DELAY="0.5",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def events_env(*events: tuple[str, str, str, str]) -> dict[str, str]:
+    """EVENTn_* variables for (notifier, match type, match string, mask) tuples."""
+    env = {"ENV_EVENTS": str(len(events))}
+    for i, (notifier, kind, match, mask) in enumerate(events):
+        env[f"EVENT{i}_NOTIFIER"] = notifier
+        env[f"EVENT{i}_MATCH_TYPE"] = kind
+        env[f"EVENT{i}_MATCH_STR"] = match
+        env[f"EVENT{i}_MASK_MSG"] = mask
+    return env
+
+
+class Proc:
+    """A child process whose merged output is collected line by line."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.args = args
+        self.popen = subprocess.Popen(
+            args,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for raw in self.popen.stdout:
+            with self._lock:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def wait_line(self, needle: str, timeout: float = 15.0) -> str:
+        """Wait for an output line containing needle and return it."""
+
+        def find() -> str | None:
+            with self._lock:
+                for line in self.lines:
+                    if needle in line:
+                        return line
+            if self.popen.poll() is not None:
+                self._reader.join(1)
+                pytest.fail(
+                    f"{self.args[-1]} exited {self.popen.returncode} before "
+                    f"{needle!r}:\n{self.output}"
+                )
+            return None
+
+        return str(wait_for(find, timeout, repr(needle)))
+
+    def terminate(self, timeout: float = 10.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
+        self._reader.join(2)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Start ``alertik ARGS...`` processes; every one is killed at teardown."""
+    procs: list[Proc] = []
+
+    def start(*args: str, env: dict[str, str]) -> Proc:
+        proc = Proc([sys.executable, "-m", "alertik", *args], env, tmp_path)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for p in procs:
+        p.kill()
+
+
+def udp_port_of(proc: Proc) -> int:
+    """The UDP port an ingest process logged that it bound."""
+    line = proc.wait_line("listening on udp")
+    return int(line.rsplit(":", 1)[1].split()[0])
+
+
+def send_udp(port: int, *payloads: bytes, host: str = "127.0.0.1") -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        for p in payloads:
+            s.sendto(p, (host, port))

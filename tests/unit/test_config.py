@@ -1,0 +1,171 @@
+"""Configuration: alertik's variables, our additions, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from alertik.common import config
+from alertik.common.config import ConfigError, load, redact_url, redacted
+
+HOOK = "https://hooks.example.test/services/T000/B000/secretpart"
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {"HOME": "/nonexistent", "ALERTIK_RUN_DIR": "/tmp/alertik-test-run"}
+    base.update(extra)
+    return base
+
+
+def event(i: int, notifier: str = "Generic1", kind: str = "substr") -> dict[str, str]:
+    return {
+        f"EVENT{i}_NOTIFIER": notifier,
+        f"EVENT{i}_MATCH_TYPE": kind,
+        f"EVENT{i}_MATCH_STR": "x",
+        f"EVENT{i}_MASK_MSG": "y",
+    }
+
+
+def test_an_empty_environment_is_a_valid_configuration_without_events() -> None:
+    cfg = load(env())
+    assert cfg.rules == ()
+    assert cfg.static_rules == ()
+    assert cfg.ingest.udp_port == 5140
+    assert cfg.ingest.bind == "::"
+    assert cfg.forwarder is None
+    assert cfg.stages == ("ingest", "matcher", "notify")
+
+
+def test_events_are_read_in_order_with_their_notifier() -> None:
+    cfg = load(
+        env(
+            ENV_EVENTS="2",
+            GENERIC1_WEBHOOK_URL=HOOK,
+            SLACK_WEBHOOK_URL=HOOK,
+            **event(0),
+            **event(1, "Slack", "regex"),
+        )
+    )
+    assert [(r.name, r.notifier, r.match_type) for r in cfg.rules] == [
+        ("EVENT0", "Generic1", "substr"),
+        ("EVENT1", "Slack", "regex"),
+    ]
+    assert [d.notifier for d in cfg.notify.destinations] == ["Generic1", "Slack"]
+
+
+def test_more_than_sixteen_events_are_accepted() -> None:
+    e = env(ENV_EVENTS="40", GENERIC1_WEBHOOK_URL=HOOK)
+    for i in range(40):
+        e.update(event(i))
+    assert len(load(e).rules) == 40
+
+
+@pytest.mark.parametrize(
+    ("extra", "variable"),
+    [
+        ({"ENV_EVENTS": "1", **event(0, kind="glob")}, "EVENT0_MATCH_TYPE"),
+        ({"ENV_EVENTS": "1", **event(0, notifier="generic1")}, "EVENT0_NOTIFIER"),
+        ({"ENV_EVENTS": "2", **event(0)}, "EVENT1_MATCH_TYPE"),
+        ({"ENV_EVENTS": "abc"}, "ENV_EVENTS"),
+        ({"ENV_EVENTS": "1", **event(0)}, "GENERIC1_WEBHOOK_URL"),
+        (
+            {"ENV_EVENTS": "1", **event(0), "GENERIC1_WEBHOOK_URL": ""},
+            "GENERIC1_WEBHOOK_URL",
+        ),
+        ({"ENV_EVENTS": "1", **event(0, "Telegram")}, "TELEGRAM_BOT_TOKEN"),
+        ({"FORWARD_HOST": "127.0.0.1"}, "FORWARD_PORT"),
+        ({"FORWARD_PORT": "514"}, "FORWARD_HOST"),
+        ({"FORWARD_HOST": "h", "FORWARD_PORT": "70000"}, "FORWARD_PORT"),
+        ({"FORWARD_HOST": "h", "FORWARD_PORT": "nosuchservice"}, "FORWARD_PORT"),
+        ({"ALERTIK_UDP_PORT": "65536"}, "ALERTIK_UDP_PORT"),
+        ({"ALERTIK_UDP_PORT": "five"}, "ALERTIK_UDP_PORT"),
+        ({"ALERTIK_BIND": "localhost"}, "ALERTIK_BIND"),
+        ({"ALERTIK_ALLOW_FROM": "10.0.0.0/33"}, "ALERTIK_ALLOW_FROM"),
+        ({"ALERTIK_MATCHER_ADDR": "matcher:5551"}, "ALERTIK_MATCHER_ADDR"),
+        ({"STATIC_EVENTS_ENABLED": "1"}, "STATIC_EVENTS_ENABLED"),
+        ({"STATIC_EVENTS_ENABLED": "0"}, "STATIC_EVENT0_NOTIFIER"),
+        ({"ALERTIK_LOG_LEVEL": "loud"}, "ALERTIK_LOG_LEVEL"),
+        ({"ALERTIK_TLS_INSECURE": "Generic9"}, "ALERTIK_TLS_INSECURE"),
+    ],
+)
+def test_a_bad_value_names_its_variable_in_one_line(
+    extra: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(env(**extra))
+    assert info.value.variable == variable
+    assert str(info.value).startswith(f"{variable}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_a_bad_webhook_url_is_not_echoed_in_the_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(env(ENV_EVENTS="1", GENERIC1_WEBHOOK_URL="hooks/secret-token", **event(0)))
+    assert "secret-token" not in str(info.value)
+
+
+def test_telegram_url_is_built_from_api_url_and_token() -> None:
+    cfg = load(
+        env(
+            ENV_EVENTS="1",
+            TELEGRAM_BOT_TOKEN="123:ABC",
+            TELEGRAM_CHAT_ID="-1009",
+            TELEGRAM_API_URL="http://127.0.0.1:8081/",
+            **event(0, "Telegram"),
+        )
+    )
+    (dest,) = cfg.notify.destinations
+    assert dest.url == "http://127.0.0.1:8081/bot123:ABC/sendMessage"
+    assert dest.chat_id == "-1009"
+
+
+def test_redacted_configuration_hides_urls_and_tokens() -> None:
+    cfg = load(
+        env(
+            ENV_EVENTS="2",
+            TELEGRAM_BOT_TOKEN="123:SECRETTOKEN",
+            TELEGRAM_CHAT_ID="-1009",
+            GENERIC1_WEBHOOK_URL=HOOK,
+            **event(0, "Telegram"),
+            **event(1),
+        )
+    )
+    text = repr(redacted(cfg))
+    assert "SECRETTOKEN" not in text
+    assert "secretpart" not in text
+    assert "hooks.example.test" in text
+
+
+def test_redact_url_keeps_only_scheme_and_host() -> None:
+    assert redact_url("https://u:p@host.test:8443/a/b?c=d") == (
+        "https://host.test:8443/<redacted>"
+    )
+
+
+def test_forwarding_turns_on_the_forwarder_stage() -> None:
+    cfg = load(env(FORWARD_HOST="[::1]", FORWARD_PORT="syslog"))
+    assert cfg.forwarder is not None
+    assert cfg.forwarder.host == "::1"
+    assert cfg.stages[-1] == "forwarder"
+
+
+def test_log_file_can_be_switched_off() -> None:
+    assert load(env(ALERTIK_LOG_FILE="-")).log_file is None
+    assert load(env(ALERTIK_LOG_FILE="/x/y.txt")).log_file == "/x/y.txt"
+
+
+def test_static_events_accept_duplicates_and_spaces() -> None:
+    cfg = load(
+        env(
+            STATIC_EVENTS_ENABLED=" 0, 0",
+            STATIC_EVENT0_NOTIFIER="Generic2",
+            GENERIC2_WEBHOOK_URL=HOOK,
+        )
+    )
+    assert [(s.index, s.notifier) for s in cfg.static_rules] == [(0, "Generic2")]
+
+
+def test_the_static_event_count_matches_the_defined_events() -> None:
+    from alertik.matcher import static
+
+    assert len(static.EVENTS) == config.STATIC_EVENT_COUNT
+    assert [e.index for e in static.EVENTS] == list(range(len(static.EVENTS)))
