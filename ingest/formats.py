@@ -1,0 +1,396 @@
+"""Header parsing for RouterOS remote-log messages: pure, never raises on junk.
+
+Runs downstream of ingest, which forwards raw bytes untouched. ``parse`` reads
+what a message's header carries and returns it as ``ParsedFields``; anything it
+cannot read is left as None, and unreadable input comes back as format
+``"unknown"`` with the whole text as the message.
+
+What RouterOS sends, by ``remote-log-format`` (the same login failure, identity
+``MikroTik``, from our RouterOS notes):
+
+* ``default``: ``system,error,critical login failure for user guest ...``.
+  Topics, a space, the message: no PRI, no timestamp, no identity.
+* ``syslog``: ``<27>Oct  2 17:36:35 MikroTik login failure for user guest ...``.
+  RFC 3164 but without a TAG: the identity is followed directly by the
+  message. With ``add-topics-string=yes`` (7.22+) the topics come first in
+  the message. ``syslog-time-format=iso8601`` replaces the BSD timestamp with
+  e.g. ``2025-11-22T21:24:35.265-0500``; 7.18+ may add milliseconds.
+* ``cef``: ``Oct  2 17:36:35 MikroTik CEF:0|MikroTik|hAP ax^2|7.25beta5|10|
+  system,error,critical|High|dvchost=MikroTik dvc=... msg=login failure ...``.
+
+RFC 5424 (``<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG``) is not something
+RouterOS sends, but a relay between the router and us may.
+
+The identity problem
+--------------------
+A RouterOS identity may contain spaces, and the ``syslog`` format has no TAG
+or other marker where the identity ends: ``<27>Oct  2 17:36:35 core router
+login failure`` is either identity ``core router`` and message ``login
+failure``, or identity ``core`` and message ``router login failure``. The text
+alone cannot say which. The rule here:
+
+1. If one of the first words after the timestamp (at most MAX_IDENTITY_WORDS
+   words in) is a RouterOS topics list (``system,error,critical``: comma
+   separated, with a level such as info or error), as ``add-topics-string=yes``
+   sends, the words before it are the identity, spaces included.
+2. Otherwise the identity is the first word and the rest is the message. An
+   identity with spaces is then cut at its first space, and its other words
+   start the message.
+
+CEF has no such problem: the identity is everything between the timestamp and
+``CEF:``, and ``dvchost`` repeats it. Users who need exact identities with
+spaces should send CEF or turn on ``add-topics-string``.
+
+Severity
+--------
+``severity`` is the syslog PRI severity when there is a PRI. Otherwise it is
+derived: for ``default`` from the topics, as RouterOS's
+``syslog-severity=auto`` does (error 3, warning 4, info 6, debug 7; critical
+alone 2, our assumption); for CEF from its Low/Medium/High (or 0-10) severity.
+The CEF value itself stays in ``cef["severity"]``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import msgspec
+
+Format = Literal["default", "rfc3164", "rfc5424", "cef", "unknown"]
+
+
+class ParsedFields(msgspec.Struct, frozen=True, kw_only=True):
+    """What the header of one message says; None where it says nothing."""
+
+    format: Format = "unknown"
+    facility: int | None = None
+    severity: int | None = None
+    timestamp: str | None = None  # as written in the header, not converted
+    hostname: str | None = None  # RouterOS identity, or the RFC 5424 HOSTNAME
+    topics: tuple[str, ...] = ()
+    message: str | None = None
+    # CEF header fields (cef, vendor, product, version, class_id, name,
+    # severity) and the extension's key=value pairs, unescaped.
+    cef: dict[str, str] | None = None
+    app: str | None = None  # RFC 5424 APP-NAME
+    procid: str | None = None  # RFC 5424 PROCID
+    msgid: str | None = None  # RFC 5424 MSGID
+    structured_data: str | None = None  # RFC 5424 STRUCTURED-DATA, as sent
+
+
+# Words after the timestamp searched for a topics list; identities are short,
+# and a longer search would mistake message text for topics.
+MAX_IDENTITY_WORDS = 4
+# How far into a message "CEF:" may start: a timestamp and a RouterOS identity
+# (at most 255 characters) fit well inside this.
+CEF_PREFIX_MAX = 320
+# Largest PRI value: facility 23 (local7) * 8 + severity 7.
+PRI_MAX = 191
+
+# RouterOS syslog-severity=auto, from topics (debug 7, info 6, warning 4,
+# error 3). An entry tagged error and critical gets 3.
+_TOPIC_SEVERITY = (("error", 3), ("warning", 4), ("info", 6), ("debug", 7))
+_LEVELS = frozenset(("debug", "info", "warning", "error", "critical"))
+# CEF severities as RouterOS writes them (Low for info/debug, Medium for
+# warning, High for error) and ArcSight's Very-High.
+_CEF_SEVERITY = {"low": 6, "medium": 4, "high": 3, "very-high": 2, "very high": 2}
+
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_BSD_TS = _MONTH + r" [ 0-3]?[0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+_ISO_TS = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+_PRI = re.compile(r"<([0-9]{1,3})>")
+_VERSION = re.compile(r"[1-9][0-9]{0,2} ")
+# A timestamp followed by a space or the end of the text.
+_TIMESTAMP = re.compile(r"(" + _BSD_TS + "|" + _ISO_TS + r")(?: +|$)")
+_WORD = re.compile(r"\S+")
+_TOPIC = r"[a-z][a-z0-9-]*"
+_TOPICS = re.compile(_TOPIC + r"(?:," + _TOPIC + r")*")
+# "CEF:<version>|" at the start of the text or after a space.
+_CEF_MARK = re.compile(r"(?:^| )CEF:[0-9]{1,3}\|")
+# A CEF extension key, after the start or a space, followed by an unescaped
+# "=" (keys never contain a backslash, so "\=" cannot end one).
+_CEF_KEY = re.compile(r"(?:^|(?<= ))([A-Za-z0-9_.\[\]-]+)=")
+_CEF_ESCAPE = re.compile(r"\\([\\=])")
+_CEF_HEADER_ESCAPE = re.compile(r"\\([\\|])")
+_CEF_HEADER_KEYS = ("cef", "vendor", "product", "version", "class_id", "name")
+
+
+def parse(raw: bytes) -> ParsedFields:
+    """Read the header of one message; never raises, whatever the bytes."""
+    text = raw.decode("utf-8", "replace").rstrip("\r\n\x00")
+    pri = _PRI.match(text)
+    if pri is not None and int(pri.group(1)) <= PRI_MAX:
+        facility, severity = divmod(int(pri.group(1)), 8)
+        rest = text[pri.end() :]
+        version = _VERSION.match(rest)
+        if version is not None:
+            return _rfc5424(rest[version.end() :], facility, severity)
+        return _rfc3164(rest, facility, severity)
+    cef = _cef_start(text)
+    if cef is not None:
+        return _cef(text, cef, None, None)
+    stamp = _TIMESTAMP.match(text)
+    if stamp is not None:
+        # A BSD header without its PRI (some relays drop it).
+        return _rfc3164(text, None, None)
+    words = _WORD.match(text)
+    if words is not None and words.start() == 0 and _is_topics(words.group(), False):
+        topics = tuple(words.group().split(","))
+        return ParsedFields(
+            format="default",
+            severity=_severity_from_topics(topics),
+            topics=topics,
+            message=text[words.end() :].lstrip(" "),
+        )
+    return ParsedFields(format="unknown", message=text)
+
+
+def _is_topics(word: str, need_level: bool) -> bool:
+    """True if word is a RouterOS topics list such as system,error,critical."""
+    if _TOPICS.fullmatch(word) is None:
+        return False
+    parts = word.split(",")
+    has_level = any(p in _LEVELS for p in parts)
+    if need_level:
+        return has_level and len(parts) > 1
+    return len(parts) > 1 or has_level
+
+
+def _severity_from_topics(topics: tuple[str, ...]) -> int | None:
+    for name, level in _TOPIC_SEVERITY:
+        if name in topics:
+            return level
+    return 2 if "critical" in topics else None
+
+
+def _split_topics(message: str) -> tuple[tuple[str, ...], str]:
+    """Topics at the start of a message (add-topics-string=yes), and the rest."""
+    first = _WORD.match(message)
+    if first is not None and first.start() == 0 and _is_topics(first.group(), True):
+        return tuple(first.group().split(",")), message[first.end() :].lstrip(" ")
+    return (), message
+
+
+def _cef_start(text: str, identity_only: bool = False) -> int | None:
+    """Index where a CEF header starts, if text is a CEF record.
+
+    Before ``CEF:`` may come nothing, a timestamp and an identity, or (no
+    timestamp) a one-word host; with identity_only, any identity.
+    """
+    mark = _CEF_MARK.search(text, 0, CEF_PREFIX_MAX)
+    if mark is None:
+        return None
+    start = mark.start() if mark.group().startswith("C") else mark.start() + 1
+    prefix = text[:start]
+    # "|" or "=" before CEF: means it sits inside some other message's text.
+    if "|" in prefix or "=" in prefix:
+        return None
+    if identity_only or not prefix or _TIMESTAMP.match(prefix):
+        return start
+    return start if len(prefix.split()) == 1 else None
+
+
+def _rfc3164(rest: str, facility: int | None, severity: int | None) -> ParsedFields:
+    stamp = _TIMESTAMP.match(rest)
+    if stamp is None:
+        # RFC 3164 4.3.3: no valid timestamp, so everything after PRI is content.
+        found, content = _split_topics(rest)
+        return ParsedFields(
+            format="rfc3164",
+            facility=facility,
+            severity=severity,
+            topics=found,
+            message=content,
+        )
+    timestamp = stamp.group(1)
+    after = rest[stamp.end() :]
+    cef = _cef_start(after, identity_only=True)
+    if cef is not None:
+        return _cef(after, cef, facility, severity, timestamp)
+    hostname: str | None = None
+    topics: tuple[str, ...] = ()
+    message = after
+    words: list[re.Match[str]] = []
+    for word in _WORD.finditer(after):
+        if _is_topics(word.group(), True):
+            # Rule 1: add-topics-string=yes marks where the identity ends.
+            if words:
+                hostname = after[: words[-1].end()]
+            topics = tuple(word.group().split(","))
+            message = after[word.end() :].lstrip(" ")
+            break
+        words.append(word)
+        if len(words) > MAX_IDENTITY_WORDS:
+            break
+    if not topics and words:
+        # Rule 2: the identity is the first word.
+        hostname = words[0].group()
+        message = after[words[0].end() :].lstrip(" ")
+    return ParsedFields(
+        format="rfc3164",
+        facility=facility,
+        severity=severity,
+        timestamp=timestamp,
+        hostname=hostname,
+        topics=topics,
+        message=message,
+    )
+
+
+def _nil(value: str | None) -> str | None:
+    """RFC 5424 NILVALUE "-" as None."""
+    return None if value in (None, "", "-") else value
+
+
+def _rfc5424(rest: str, facility: int, severity: int) -> ParsedFields:
+    fields: list[str | None] = []
+    pos = 0
+    for _ in range(5):  # TIMESTAMP HOSTNAME APP-NAME PROCID MSGID
+        end = rest.find(" ", pos)
+        if end < 0:
+            fields.append(rest[pos:])
+            pos = len(rest)
+            break
+        fields.append(rest[pos:end])
+        pos = end + 1
+    fields += [None] * (5 - len(fields))
+    timestamp, hostname, app, procid, msgid = (_nil(f) for f in fields)
+    sd_end = _structured_data_end(rest, pos)
+    sd = rest[pos:sd_end] if sd_end > pos else None
+    message = rest[sd_end + 1 :] if rest.startswith(" ", sd_end) else rest[sd_end:]
+    message = message.removeprefix("\ufeff")  # RFC 5424 6.4 BOM
+    cef = _cef_start(message)
+    if cef == 0:
+        parsed = _cef(message, 0, facility, severity, timestamp)
+        return msgspec.structs.replace(
+            parsed,
+            hostname=hostname or parsed.hostname,
+            app=app,
+            procid=procid,
+            msgid=msgid,
+            structured_data=_nil(sd),
+        )
+    topics, message = _split_topics(message)
+    return ParsedFields(
+        format="rfc5424",
+        facility=facility,
+        severity=severity,
+        timestamp=timestamp,
+        hostname=hostname,
+        topics=topics,
+        message=message,
+        app=app,
+        procid=procid,
+        msgid=msgid,
+        structured_data=_nil(sd),
+    )
+
+
+def _structured_data_end(text: str, pos: int) -> int:
+    """Index just past RFC 5424 STRUCTURED-DATA starting at pos (pos if none)."""
+    n = len(text)
+    if text.startswith("-", pos):
+        return pos + 1
+    end = pos
+    while end < n and text[end] == "[":
+        i = end + 1
+        quoted = False
+        while i < n:
+            ch = text[i]
+            if ch == "\\" and quoted:
+                i += 2
+                continue
+            if ch == '"':
+                quoted = not quoted
+            elif ch == "]" and not quoted:
+                break
+            i += 1
+        if i >= n:
+            return n  # unterminated: all of it is SD
+        end = i + 1
+    return end
+
+
+def _cef(
+    text: str,
+    start: int,
+    facility: int | None,
+    severity: int | None,
+    timestamp: str | None = None,
+) -> ParsedFields:
+    """A CEF record; text[:start] holds the timestamp and identity, if any."""
+    hostname: str | None = None
+    prefix = text[:start].strip(" ")
+    if prefix:
+        stamp = _TIMESTAMP.match(prefix)
+        if stamp is not None and timestamp is None:
+            timestamp = stamp.group(1)
+            prefix = prefix[stamp.end() :]
+        hostname = prefix.strip(" ") or None
+    fields = _cef_fields(text[start:])
+    if hostname is None:
+        hostname = fields.get("dvchost")
+    name = fields.get("name", "")
+    topics = tuple(name.split(",")) if _TOPICS.fullmatch(name) else ()
+    if severity is None:
+        severity = _cef_severity(fields.get("severity", ""))
+    return ParsedFields(
+        format="cef",
+        facility=facility,
+        severity=severity,
+        timestamp=timestamp,
+        hostname=hostname,
+        topics=topics,
+        message=fields.get("msg"),
+        cef=fields,
+    )
+
+
+def _cef_severity(value: str) -> int | None:
+    value = value.strip().lower()
+    if value.isdigit() and len(value) <= 2:
+        number = int(value)  # ArcSight 0-3 low, 4-6 medium, 7-8 high, 9-10
+        return 6 if number <= 3 else 4 if number <= 6 else 3 if number <= 8 else 2
+    return _CEF_SEVERITY.get(value)
+
+
+def _cef_fields(record: str) -> dict[str, str]:
+    """CEF header fields and extension pairs; record starts with "CEF:"."""
+    parts: list[str] = []
+    begin = 0
+    i = len("CEF:")
+    n = len(record)
+    while i < n and len(parts) < 7:
+        ch = record[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "|":
+            parts.append(record[begin:i])
+            begin = i + 1
+        i += 1
+    extension = record[begin:] if len(parts) == 7 else ""
+    if len(parts) < 7:
+        parts.append(record[begin:])
+    fields = _cef_extension(extension)
+    # Header fields win over extension keys of the same name.
+    keys = (*_CEF_HEADER_KEYS, "severity")
+    for key, value in zip(keys, parts, strict=False):
+        fields[key] = _CEF_HEADER_ESCAPE.sub(r"\1", value)
+    fields["cef"] = fields["cef"].removeprefix("CEF:")
+    return fields
+
+
+def _cef_extension(extension: str) -> dict[str, str]:
+    """key=value pairs of a CEF extension, with \\= and \\\\ unescaped."""
+    pairs: dict[str, str] = {}
+    keys = list(_CEF_KEY.finditer(extension))
+    for i, key in enumerate(keys):
+        # A value runs to the space before the next key.
+        end = keys[i + 1].start() - 1 if i + 1 < len(keys) else len(extension)
+        pairs[key.group(1)] = _CEF_ESCAPE.sub(r"\1", extension[key.end() : end])
+    return pairs
