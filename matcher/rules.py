@@ -1,0 +1,250 @@
+"""The rule engine: compile alertik's events, match a message, build the texts.
+
+Pure: no sockets, no clock (the receive time is an argument). Used by the
+matcher stage, by ``alertik test`` and by ``alertik check``.
+
+Masks (EVENTn_MASK_MSG):
+
+* ``@N`` / ``@NN`` is capture group N of a regex rule; two digits are read
+  greedily, as alertik does, so ``@10`` is group 10. A group that matched
+  nothing or did not take part expands to nothing.
+* ``@@`` is a literal ``@`` in every mask (alertik kept ``@@`` as is in substr
+  masks and in regex masks without groups, unlike its README).
+* ``@{sender}`` is the address of the router that sent the message and
+  ``@{node}`` the name of the ingest node that received it.
+* ``@`` followed by anything else is a literal ``@`` (alertik silently sent
+  nothing for a mask such as ``admin@example.com``).
+* ``@N`` past the regex's group count, ``@0``, or any ``@N`` in a substr rule is
+  a configuration error naming EVENTn_MASK_MSG.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from alertik.common.config import ConfigError, Rule, StaticRule
+from alertik.matcher import musl_regex, static
+from alertik.matcher.musl_regex import MuslRegex, RegexError
+
+log = logging.getLogger(__name__)
+
+_MASK_TOKEN = re.compile(r"@(?:([0-9][0-9]?)|(@)|\{(sender|node)\})")
+
+
+class MaskPart(msgspec.Struct, frozen=True):
+    """A literal piece of a mask, a capture group number, or a placeholder."""
+
+    literal: str = ""
+    group: int = -1  # -1: not a group reference
+    field: str = ""
+
+
+class Match(msgspec.Struct, frozen=True, kw_only=True):
+    """One rule that matched one message."""
+
+    rule: str  # EVENTn or STATIC_EVENTn
+    notifier: str
+    body: str  # the expanded mask, before the time suffix
+    captures: tuple[str | None, ...] = ()  # group 0..n; None = did not take part
+    static: bool = False  # a static event: alertik words its time suffix apart
+
+
+def parse_mask(mask: str) -> tuple[MaskPart, ...]:
+    """Split a mask into literal text, group references and placeholders."""
+    parts: list[MaskPart] = []
+    text: list[str] = []
+
+    def flush() -> None:
+        if "".join(text):
+            parts.append(MaskPart(literal="".join(text)))
+        text.clear()
+
+    pos = 0
+    for m in _MASK_TOKEN.finditer(mask):
+        text.append(mask[pos : m.start()])
+        pos = m.end()
+        if m.group(1) is not None:
+            flush()
+            parts.append(MaskPart(group=int(m.group(1))))
+        elif m.group(2) is not None:
+            text.append("@")
+        else:
+            flush()
+            parts.append(MaskPart(field=m.group(3)))
+    text.append(mask[pos:])
+    flush()
+    return tuple(parts)
+
+
+def expand(
+    parts: Sequence[MaskPart],
+    captures: Sequence[bytes | None],
+    fields: dict[str, str],
+) -> str:
+    """Build a mask's text from its parts, the captured bytes and the fields."""
+    out: list[str] = []
+    for p in parts:
+        if p.group >= 0:
+            value = captures[p.group]
+            if value:
+                out.append(value.decode("utf-8", "replace"))
+        elif p.field:
+            out.append(fields.get(p.field, ""))
+        else:
+            out.append(p.literal)
+    return "".join(out)
+
+
+def time_suffix(fmt: str, received: float) -> str:
+    """The text after the mask: alertik's ``, at: YYYY-MM-DD HH:MM:SS`` by default."""
+    if not fmt:
+        return ""
+    return time.strftime(fmt, time.localtime(received))
+
+
+class CompiledRule:
+    """An environment event ready to match."""
+
+    __slots__ = ("rule", "needle", "regex", "parts", "name")
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.name = rule.name
+        self.needle: bytes = b""
+        self.regex: MuslRegex | None = None
+        if rule.match_type == "regex":
+            try:
+                self.regex = musl_regex.compile(rule.match_str)
+            except RegexError as exc:
+                raise ConfigError(f"{rule.name}_MATCH_STR", str(exc)) from None
+            groups = self.regex.groups
+        else:
+            self.needle = _env_bytes(rule.match_str)
+            groups = 0
+        self.parts = parse_mask(rule.mask)
+        for p in self.parts:
+            if p.group < 0:
+                continue
+            if p.group == 0:
+                raise ConfigError(
+                    f"{rule.name}_MASK_MSG",
+                    "@0 is not a capture group; groups count from @1, "
+                    "and @@ is a literal @",
+                )
+            if rule.match_type == "substr":
+                raise ConfigError(
+                    f"{rule.name}_MASK_MSG",
+                    f"@{p.group} names a capture group, but substr rules have none; "
+                    "write @@ for a literal @ or use a regex rule",
+                )
+            if p.group > groups:
+                raise ConfigError(
+                    f"{rule.name}_MASK_MSG",
+                    f"@{p.group} names capture group {p.group}, but the regex has "
+                    f"{groups}; use @1 to @{groups}"
+                    if groups
+                    else f"@{p.group} names a capture group, but the regex has none; "
+                    "add ( ) around what to capture, or write @@ for a literal @",
+                )
+
+    def literal_pattern(self) -> bytes:
+        """This rule as an RE2 pattern for the prefilter set."""
+        if self.regex is not None:
+            return self.regex.translated
+        return b"".join(b"\\x%02x" % b for b in self.needle)
+
+    def apply(self, raw: bytes, fields: dict[str, str]) -> Match | None:
+        """Match this rule against raw; the Match, or None."""
+        if self.regex is None:
+            if self.needle not in raw:
+                return None
+            return Match(
+                rule=self.name,
+                notifier=self.rule.notifier,
+                body=expand(self.parts, (), fields),
+            )
+        spans = self.regex.search(raw)
+        if spans is None:
+            return None
+        captures = tuple(None if s < 0 else raw[s:e] for s, e in spans)
+        return Match(
+            rule=self.name,
+            notifier=self.rule.notifier,
+            body=expand(self.parts, captures, fields),
+            captures=tuple(
+                None if c is None else c.decode("utf-8", "replace") for c in captures
+            ),
+        )
+
+
+def _env_bytes(text: str) -> bytes:
+    """An environment string back to the bytes the user wrote."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+class RuleSet:
+    """All configured events; ``match`` tries every one against a message."""
+
+    def __init__(self, rules: Sequence[Rule], static_rules: Sequence[StaticRule]):
+        self.rules = [CompiledRule(r) for r in rules]
+        self.static = [static.EVENTS[s.index] for s in static_rules]
+        self.static_notifiers = [s.notifier for s in static_rules]
+        self._prefilter: Any = None
+        if len(self.rules) > 4:
+            self._prefilter = _build_prefilter(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules) + len(self.static)
+
+    def candidates(self, raw: bytes) -> Sequence[CompiledRule]:
+        """The rules that may match raw, in configuration order."""
+        if self._prefilter is None:
+            return self.rules
+        hits = self._prefilter.Match(raw)
+        if not hits:
+            return ()
+        hits.sort()
+        return [self.rules[i] for i in hits]
+
+    def match(self, raw: bytes, fields: dict[str, str]) -> list[Match]:
+        """Every rule that matches raw: static events first, as alertik."""
+        out: list[Match] = []
+        for event, notifier in zip(self.static, self.static_notifiers, strict=True):
+            body = event.handle(raw)
+            if body is not None:
+                out.append(
+                    Match(rule=event.name, notifier=notifier, body=body, static=True)
+                )
+        for rule in self.candidates(raw):
+            m = rule.apply(raw, fields)
+            if m is not None:
+                out.append(m)
+        return out
+
+
+def _build_prefilter(rules: Sequence[CompiledRule]) -> Any:
+    """One RE2 set over every rule: a message is scanned once, not once per rule."""
+    import re2
+
+    s = re2.Set.SearchSet(musl_regex.OPTIONS)
+    try:
+        for i, r in enumerate(rules):
+            if s.Add(r.literal_pattern()) != i:
+                raise re2.error(f"{r.name} got another index")
+        s.Compile()
+    except re2.error as exc:
+        # Still correct, only slower: every rule is tried on every message.
+        log.warning("rule prefilter unavailable (%s); trying rules one by one", exc)
+        return None
+    return s
+
+
+def compile_rules(rules: Sequence[Rule], static_rules: Sequence[StaticRule]) -> RuleSet:
+    """Compile every event; raise ConfigError naming the first bad variable."""
+    return RuleSet(rules, static_rules)
