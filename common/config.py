@@ -415,14 +415,25 @@ def _destination(
     )
 
 
-def _notify(env: Mapping[str, str], used: list[str]) -> NotifyConfig:
-    insecure = set(_list(env.get("ALERTIK_TLS_INSECURE", "")))
-    for name in insecure:
+def _insecure(env: Mapping[str, str]) -> set[str]:
+    names = set(_list(env.get("ALERTIK_TLS_INSECURE", "")))
+    for name in names:
         if name not in NOTIFIERS:
             raise ConfigError(
                 "ALERTIK_TLS_INSECURE",
                 f"{name!r} is not a notifier; use names such as Generic1,Teams",
             )
+    return names
+
+
+def destination(notifier: str, environ: Mapping[str, str] | None = None) -> Destination:
+    """One notifier's destination, whether or not an event names it."""
+    env = os.environ if environ is None else environ
+    return _destination(env, notifier, _insecure(env))
+
+
+def _notify(env: Mapping[str, str], used: list[str]) -> NotifyConfig:
+    insecure = _insecure(env)
     return NotifyConfig(
         destinations=tuple(_destination(env, n, insecure) for n in used),
         outbox_max_count=_integer(env, "ALERTIK_OUTBOX_MAX", 100_000, 10, 10_000_000),
