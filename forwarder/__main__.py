@@ -1,0 +1,17 @@
+"""``python -m alertik.forwarder``: run the forwarder stage."""
+
+from __future__ import annotations
+
+import sys
+
+from alertik.common.lifecycle import run_stage
+from alertik.forwarder.stage import run
+
+
+def main() -> int:
+    """Run the forwarder until SIGTERM; the exit code."""
+    return run_stage("forwarder", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
