@@ -6,6 +6,8 @@ that stages of two versions can talk during an upgrade of a split set-up.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 
@@ -23,6 +25,28 @@ class SyslogEvent(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     truncated: bool = False  # cut to ALERTIK_MAX_MESSAGE_BYTES
 
 
+Format = Literal["default", "rfc3164", "rfc5424", "cef", "unknown"]
+
+
+class ParsedFields(msgspec.Struct, frozen=True, kw_only=True):
+    """What the header of one message says; None where it says nothing."""
+
+    format: Format = "unknown"
+    facility: int | None = None
+    severity: int | None = None
+    timestamp: str | None = None  # as written in the header, not converted
+    hostname: str | None = None  # RouterOS identity, or the RFC 5424 HOSTNAME
+    topics: tuple[str, ...] = ()
+    message: str | None = None
+    # CEF header fields (cef, vendor, product, version, class_id, name,
+    # severity) and the extension's key=value pairs, unescaped.
+    cef: dict[str, str] | None = None
+    app: str | None = None  # RFC 5424 APP-NAME
+    procid: str | None = None  # RFC 5424 PROCID
+    msgid: str | None = None  # RFC 5424 MSGID
+    structured_data: str | None = None  # RFC 5424 STRUCTURED-DATA, as sent
+
+
 class Alert(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """A notification the matcher asks notify to deliver."""
 
@@ -33,6 +57,9 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     received: float
     sender: str
     node: str
+    # What the message's header says (format, severity, identity, CEF
+    # fields...), parsed by the matcher for the alerts it raises.
+    fields: ParsedFields | None = None
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True, tag=True):

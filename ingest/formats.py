@@ -53,30 +53,12 @@ The CEF value itself stays in ``cef["severity"]``.
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 import msgspec
 
-Format = Literal["default", "rfc3164", "rfc5424", "cef", "unknown"]
+from alertik.common.schema import Format, ParsedFields
 
-
-class ParsedFields(msgspec.Struct, frozen=True, kw_only=True):
-    """What the header of one message says; None where it says nothing."""
-
-    format: Format = "unknown"
-    facility: int | None = None
-    severity: int | None = None
-    timestamp: str | None = None  # as written in the header, not converted
-    hostname: str | None = None  # RouterOS identity, or the RFC 5424 HOSTNAME
-    topics: tuple[str, ...] = ()
-    message: str | None = None
-    # CEF header fields (cef, vendor, product, version, class_id, name,
-    # severity) and the extension's key=value pairs, unescaped.
-    cef: dict[str, str] | None = None
-    app: str | None = None  # RFC 5424 APP-NAME
-    procid: str | None = None  # RFC 5424 PROCID
-    msgid: str | None = None  # RFC 5424 MSGID
-    structured_data: str | None = None  # RFC 5424 STRUCTURED-DATA, as sent
+__all__ = ["Format", "ParsedFields", "parse"]
 
 
 # Words after the timestamp searched for a topics list; identities are short,
