@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -80,6 +81,8 @@ class WebhookServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Without it every answer waits ~40 ms for a delayed ACK.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -257,10 +260,15 @@ class Proc:
             self.kill()
 
     def kill(self) -> None:
-        if self.popen.poll() is None:
+        """SIGKILL the whole process group (supervisord and its children)."""
+        try:
             os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(5)
-        self._reader.join(2)
+        except ProcessLookupError:
+            pass
+        self.popen.wait(5)
+        self._reader.join(5)
+        if self.popen.stdout is not None and not self._reader.is_alive():
+            self.popen.stdout.close()
 
 
 @pytest.fixture
@@ -281,7 +289,9 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
 def udp_port_of(proc: Proc) -> int:
     """The UDP port an ingest process logged that it bound."""
     line = proc.wait_line("listening on udp")
-    return int(line.rsplit(":", 1)[1].split()[0])
+    m = re.search(r"listening on udp \S*:(\d+)", line)
+    assert m, line
+    return int(m.group(1))
 
 
 def send_udp(port: int, *payloads: bytes, host: str = "127.0.0.1") -> None:

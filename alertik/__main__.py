@@ -1,0 +1,7 @@
+"""``python -m alertik``: the same as the ``alertik`` command."""
+
+import sys
+
+from alertik.cli import main
+
+sys.exit(main())

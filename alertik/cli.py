@@ -1,0 +1,220 @@
+"""The ``alertik`` command: run the pipeline, one stage, or a tool."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib import resources
+
+from alertik import __version__
+from alertik.common import config as config_mod
+from alertik.common.config import STAGES, Config, ConfigError
+
+USAGE_EXIT = 2
+# Subcommands that parse their own arguments: main(argv) of alertik.<name>.
+TOOLS = ("tap", "keygen")
+
+
+def _load() -> Config:
+    """Load the configuration and compile every rule: what run and check need."""
+    from alertik.matcher.rules import compile_rules
+
+    cfg = config_mod.load()
+    compile_rules(cfg.rules, cfg.static_rules)
+    return cfg
+
+
+def _config_error(exc: ConfigError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Validate, then become supervisord running one process per stage."""
+    try:
+        cfg = _load()
+    except ConfigError as exc:
+        return _config_error(exc)
+    stages = cfg.stages
+    if args.stages:
+        wanted = tuple(s for s in args.stages.split(",") if s)
+        unknown = [s for s in wanted if s not in STAGES]
+        if unknown:
+            print(
+                f"error: --stages: {', '.join(unknown)} is not a stage; use "
+                + ",".join(STAGES),
+                file=sys.stderr,
+            )
+            return USAGE_EXIT
+        if "forwarder" in wanted and cfg.forwarder is None:
+            print(
+                "error: --stages: forwarder needs FORWARD_HOST and FORWARD_PORT",
+                file=sys.stderr,
+            )
+            return USAGE_EXIT
+        stages = wanted
+    os.makedirs(cfg.run_dir, mode=0o700, exist_ok=True)
+    conf = resources.files("alertik").joinpath("supervisord.conf")
+    env = dict(os.environ)
+    env["ALERTIK_RUN_DIR"] = cfg.run_dir
+    env["ALERTIK_PYTHON"] = sys.executable
+    for stage in STAGES:
+        env[f"ALERTIK_START_{stage.upper()}"] = "true" if stage in stages else "false"
+    with resources.as_file(conf) as path:
+        argv = [
+            sys.executable,
+            "-m",
+            "supervisor.supervisord",
+            "--nodaemon",
+            "--configuration",
+            str(path),
+        ]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, argv, env)
+    return 1  # not reached
+
+
+def cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from alertik.common.lifecycle import run_stage
+
+        module = importlib.import_module(f"alertik.{name}.stage")
+        return run_stage(name, module.run)
+
+    return run
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the configuration and print it with every secret hidden."""
+    from alertik.matcher import musl_regex
+
+    try:
+        cfg = _load()
+    except ConfigError as exc:
+        return _config_error(exc)
+    print(json.dumps(config_mod.redacted(cfg), indent=2, sort_keys=True))
+    warnings = 0
+    for rule in cfg.rules:
+        if rule.match_type != "regex":
+            continue
+        for warning in musl_regex.lint(rule.match_str):
+            print(f"warning: {rule.name}_MATCH_STR: {warning}", file=sys.stderr)
+            warnings += 1
+    if not cfg.rules and not cfg.static_rules:
+        print(
+            "warning: no events are configured: messages will be logged, "
+            "nothing will be notified",
+            file=sys.stderr,
+        )
+    print(
+        f"configuration OK: {len(cfg.rules)} events, {len(cfg.static_rules)} static "
+        f"events, stages {','.join(cfg.stages)}"
+        + (f", {warnings} warnings" if warnings else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Show which rules match each line, their captures and the exact text."""
+    import time
+
+    from alertik.matcher.stage import alert_text
+
+    try:
+        cfg = _load()
+    except ConfigError as exc:
+        return _config_error(exc)
+    from alertik.matcher.rules import compile_rules
+
+    rules = compile_rules(cfg.rules, cfg.static_rules)
+    if args.lines:
+        lines: Sequence[bytes] = [os.fsencode(line) for line in args.lines]
+    else:
+        lines = [line.rstrip(b"\r\n") for line in sys.stdin.buffer]
+    now = time.time()
+    matched = 0
+    fields = {"sender": args.sender, "node": cfg.ingest.node_name}
+    for raw in lines:
+        matches = rules.match(raw, fields)
+        shown = raw.decode("utf-8", "replace")
+        if not matches:
+            print(f"no match: {shown}")
+            continue
+        matched += 1
+        print(f"line: {shown}")
+        for m in matches:
+            print(f"  {m.rule} -> {m.notifier}")
+            for i, c in enumerate(m.captures[1:], start=1):
+                print(f"    @{i} = {'(unset)' if c is None else repr(c)}")
+            print(f"    text: {alert_text(cfg, m, now)}")
+    return 0 if matched else 1
+
+
+def cmd_send_test(args: argparse.Namespace) -> int:
+    from alertik.notify.sendtest import main as send_test
+
+    result: int = send_test(args.rest)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alertik",
+        description="Syslog server and event notifier for MikroTik RouterOS. "
+        "Configuration comes from environment variables (see README.md).",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("run", help="run the configured stages under supervisord")
+    p.add_argument(
+        "--stages",
+        help="comma list of stages to run here (default: all configured), "
+        "e.g. matcher,notify for the server half of a split set-up",
+    )
+    p.set_defaults(func=cmd_run)
+    for stage in STAGES:
+        p = sub.add_parser(stage, help=f"run the {stage} stage in the foreground")
+        p.set_defaults(func=cmd_stage(stage))
+    p = sub.add_parser("check", help="validate the configuration and print it")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser(
+        "test", help="show which rules match the given lines (or stdin lines)"
+    )
+    p.add_argument("lines", nargs="*", help="log lines; read stdin when none")
+    p.add_argument("--sender", default="192.0.2.1", help="sender address for @{sender}")
+    p.set_defaults(func=cmd_test)
+    p = sub.add_parser(
+        "send-test", help="send one test notification: send-test NOTIFIER [TEXT]"
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_send_test)
+    p = sub.add_parser(
+        "tap",
+        add_help=False,
+        help="print what a running stage emits as JSON lines: tap STAGE "
+        "[--run-dir DIR | --addr ENDPOINT] [--count N] [--timeout S]",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p = sub.add_parser(
+        "keygen", add_help=False, help="print a new CURVE key pair for ALERTIK_CURVE_*"
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in TOOLS:
+        # Handed over whole, so that `alertik tap --help` is the tool's help.
+        tool = importlib.import_module(f"alertik.{words[0]}")
+        code: int = tool.main(words[1:])
+        return code
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
