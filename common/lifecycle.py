@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from alertik.common import sockets
 from alertik.common.config import Config, ConfigError, load
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def run_stage(name: str, run: Callable[[Config, StopFlag], None]) -> int:
     stop = StopFlag()
     with capture_signals(stop):
         try:
+            sockets.configure_security(cfg.curve)
             run(cfg, stop)
         except ConfigError as exc:
             log.error("%s: configuration error: %s", name, exc)

@@ -4,14 +4,39 @@ Each stage binds its PULL input; the stages that feed it connect a PUSH, one
 PUSH per downstream stage (a PUSH connected to two stages would split the
 traffic between them instead of copying it). So stages start in any order, and
 several ingests on several hosts can feed one matcher.
+
+Security for links between hosts (``tcp://`` only; ``ipc://`` stays local):
+``configure_security()`` is called once per process, before any socket is made.
+With a CURVE secret key configured,
+
+* a socket that binds ``tcp://`` is a CURVE server with this process's secret
+  key. With ``ALERTIK_CURVE_ALLOWED_CLIENTS`` set, a ZAP handler (one thread per
+  context, stopped when the last such socket closes) admits only the listed
+  client public keys and this process's own public key, and logs every refused
+  peer. Without an allow-list, any client that knows this server's public key
+  is admitted: the server key then works as a shared secret, and the traffic is
+  encrypted all the same.
+* a socket that connects ``tcp://`` is a CURVE client with this process's key
+  pair and ``ALERTIK_CURVE_SERVER_KEY`` (by default its own public key, which
+  fits links between stages that share one key pair).
+
+Without keys, binding ``tcp://`` on anything but a loopback address logs one
+warning naming the endpoint.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import threading
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
+
+from alertik.common.config import ConfigError, Curve
+from alertik.common.throttle import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +53,258 @@ POLL_MS = 200
 # A tap keeps only a short backlog for a slow reader, then drops: a tap must
 # never slow the stage it watches.
 TAP_HWM = 1000
+# The ZAP domain of alertik's CURVE servers; the handler answers only for it.
+ZAP_DOMAIN = "alertik"
+# Distinct refused peers logged one by one; past that only the throttled count
+# goes on, so a scan of random keys cannot grow memory or flood the log.
+MAX_REFUSED_LOGGED = 1000
+# Events a tap reader's monitor reports: enough to say connected, lost, refused.
+MONITOR_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+)
+
+Context = zmq.Context[zmq.Socket[bytes]]
+
+
+class _Keys:
+    """This process's CURVE material, decoded once by configure_security()."""
+
+    def __init__(self, curve: Curve) -> None:
+        self.secret = _key("ALERTIK_CURVE_SECRET_KEY", curve.secret_key)
+        self.public = zmq.curve_public(self.secret)
+        self.server = (
+            _key("ALERTIK_CURVE_SERVER_KEY", curve.server_key)
+            if curve.server_key
+            else self.public
+        )
+        clients = [
+            _key("ALERTIK_CURVE_ALLOWED_CLIENTS", k) for k in curve.allowed_clients
+        ]
+        # Our own key is always let in: stages that share a key pair talk to
+        # each other over tcp:// without listing themselves.
+        self.allowed = frozenset(clients + [self.public]) if clients else None
+
+
+def _key(variable: str, text: str) -> bytes:
+    """A Z85 key as bytes, checked: 40 characters that decode to 32 bytes."""
+    data = text.encode("ascii", "replace")
+    try:
+        if len(data) == 40 and len(z85.decode(data)) == 32:
+            return data
+    except (KeyError, ValueError):
+        pass
+    raise ConfigError(variable, "is not a Z85 CURVE key; make one with alertik keygen")
+
+
+_keys: _Keys | None = None
+
+
+def configure_security(curve: Curve) -> None:
+    """Set this process's CURVE keys for every tcp:// socket made afterwards."""
+    global _keys
+    if not curve.enabled:
+        _keys = None
+        return
+    if not zmq.has("curve"):
+        raise ConfigError(
+            "ALERTIK_CURVE_SECRET_KEY",
+            "is set but this libzmq was built without CURVE; unset it or "
+            "install a pyzmq wheel",
+        )
+    _keys = _Keys(curve)
+    log.info(
+        "CURVE on for tcp:// links: public key %s, %s",
+        _keys.public.decode(),
+        f"{len(curve.allowed_clients)} allowed clients"
+        if _keys.allowed is not None
+        else "any client that knows this public key is allowed",
+    )
+
+
+def endpoint_host(endpoint: str) -> str | None:
+    """The host part of a ``tcp://HOST:PORT`` endpoint; None for other transports."""
+    if not endpoint.startswith("tcp://"):
+        return None
+    rest = endpoint[len("tcp://") :]
+    # A connect endpoint may name a source first: tcp://SOURCE;HOST:PORT.
+    rest = rest.rsplit(";", 1)[-1]
+    host = rest.rsplit(":", 1)[0] if ":" in rest else rest
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a tcp:// endpoint can only be reached from this host."""
+    host = endpoint_host(endpoint)
+    if host is None:
+        return True  # ipc:// and inproc:// never leave the host
+    if host in ("localhost", "lo"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False  # *, an interface name or a host name
+
+
+def _ipv6(endpoint: str) -> bool:
+    """Whether a tcp:// socket should speak IPv6: all but IPv4 literals.
+
+    ``tcp://*`` then binds both families, as ingest's UDP socket does, and an
+    IPv4 address keeps plain IPv4 (no ``::ffff:`` mapped names in logs).
+    """
+    host = endpoint_host(endpoint)
+    if host is None:
+        return False
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).version == 6
+    except ValueError:
+        return True  # *, an interface or a host name: either family
+
+
+class _Refusals:
+    """The ZAP credentials check: allow-listed keys pass, refusals are logged."""
+
+    def __init__(self, allowed: frozenset[bytes]) -> None:
+        self.allowed = allowed
+        self.peer = ""  # address of the request being checked (set per request)
+        self._seen: set[tuple[bytes, str]] = set()
+        self.repeats = Throttled(log, "CURVE clients refused again")
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key in self.allowed:
+            return True
+        first = (key, self.peer)
+        if first not in self._seen and len(self._seen) < MAX_REFUSED_LOGGED:
+            self._seen.add(first)
+            log.warning(
+                "refused a CURVE client from %s: public key %s is not in "
+                "ALERTIK_CURVE_ALLOWED_CLIENTS",
+                self.peer or "an unknown address",
+                key.decode("ascii", "replace"),
+            )
+        else:
+            self.repeats.hit(f"{key.decode('ascii', 'replace')} from {self.peer}")
+        return False
+
+
+class _Authenticator(ThreadAuthenticator):
+    """pyzmq's ZAP thread, telling the credentials check who is asking."""
+
+    def __init__(self, ctx: Context, refusals: _Refusals) -> None:
+        super().__init__(ctx, log=logging.getLogger(__name__ + ".zap"))
+        self.refusals = refusals
+
+    async def handle_zap_message(self, msg: list[bytes]) -> None:
+        # Frame 3 of a ZAP request is the peer's IP address; one request is
+        # handled at a time, so the callback that follows reads this one.
+        peer = msg[3].decode("ascii", "replace") if len(msg) > 3 else ""
+        # An IPv4 peer of a dual-stack socket, shown as plain IPv4.
+        if peer.startswith("::ffff:") and "." in peer:
+            peer = peer[len("::ffff:") :]
+        self.refusals.peer = peer
+        await super().handle_zap_message(msg)
+
+
+class _Zap:
+    """One running ZAP handler and the number of CURVE servers that use it."""
+
+    def __init__(self, ctx: Context, allowed: frozenset[bytes]) -> None:
+        self.auth = _Authenticator(ctx, _Refusals(allowed))
+        self.auth.configure_curve_callback(ZAP_DOMAIN, self.auth.refusals)
+        self.auth.start()
+        self.users = 0
+
+
+# Running ZAP handlers by id(context): ZAP is per context, and the stages make
+# their own contexts; the lock covers tests that run stages in threads.
+_zaps: dict[int, _Zap] = {}
+_zaps_lock = threading.Lock()
+
+
+def _acquire_zap(ctx: Context, allowed: frozenset[bytes]) -> _Zap:
+    with _zaps_lock:
+        zap = _zaps.get(id(ctx))
+        if zap is None:
+            zap = _zaps[id(ctx)] = _Zap(ctx, allowed)
+        zap.users += 1
+        return zap
+
+
+def _release_zap(ctx: Context, zap: _Zap) -> None:
+    with _zaps_lock:
+        zap.users -= 1
+        if zap.users > 0:
+            return
+        if _zaps.get(id(ctx)) is zap:
+            del _zaps[id(ctx)]
+    try:
+        zap.auth.stop()
+    except zmq.ZMQError:
+        # The context is being destroyed around us (a crash path); its
+        # sockets are going away anyway.
+        log.debug("ZAP handler was already torn down")
+    zap.auth.refusals.repeats.flush()  # the thread has ended: no race
+
+
+class _ServerSocket(zmq.Socket[bytes]):
+    """A CURVE server socket: closing the last one stops the ZAP thread."""
+
+    _zap: _Zap | None = None
+
+    def close(self, linger: int | None = None) -> None:
+        zap, self._zap = self._zap, None
+        ctx = self.context
+        super().close(linger=linger)
+        if zap is not None:
+            _release_zap(ctx, zap)
+
+
+def _bound(ctx: Context, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+    """A socket of kind bound to endpoint, secured when it is tcp://."""
+    _prepare_ipc(endpoint)
+    keys = _keys
+    if not endpoint.startswith("tcp://"):
+        sock = ctx.socket(kind)
+    elif keys is None:
+        if not is_loopback(endpoint):
+            log.warning(
+                "%s is open to the network without CURVE: anyone who reaches it "
+                "can send or read; make keys with alertik keygen",
+                endpoint,
+            )
+        sock = ctx.socket(kind)
+        sock.setsockopt(zmq.IPV6, _ipv6(endpoint))
+    else:
+        server = ctx.socket(kind, socket_class=_ServerSocket)
+        server.setsockopt(zmq.IPV6, _ipv6(endpoint))
+        server.setsockopt(zmq.CURVE_SERVER, 1)
+        server.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+        server.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
+        if keys.allowed is not None:
+            # The handler must be up before the first peer can knock.
+            server._zap = _acquire_zap(ctx, keys.allowed)
+        sock = server
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError:
+        sock.close(linger=0)
+        raise
+    return sock
+
+
+def _connected(ctx: Context, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+    """A socket of kind, made a CURVE client when endpoint is tcp://."""
+    sock = ctx.socket(kind)
+    keys = _keys
+    if endpoint.startswith("tcp://"):
+        sock.setsockopt(zmq.IPV6, _ipv6(endpoint))
+        if keys is not None:
+            sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
+            sock.setsockopt(zmq.CURVE_SERVERKEY, keys.server)
+    return sock
 
 
 def _prepare_ipc(endpoint: str) -> None:
@@ -38,21 +315,17 @@ def _prepare_ipc(endpoint: str) -> None:
             os.makedirs(directory, mode=0o700, exist_ok=True)
 
 
-def bind_pull(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+def bind_pull(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
     """A PULL socket bound to endpoint (``tcp://127.0.0.1:*`` picks a port)."""
-    sock = ctx.socket(zmq.PULL)
+    sock = _bound(ctx, zmq.PULL, endpoint)
     sock.setsockopt(zmq.RCVHWM, RCVHWM)
     sock.setsockopt(zmq.LINGER, 0)
-    _prepare_ipc(endpoint)
-    sock.bind(endpoint)
     return sock
 
 
-def connect_push(
-    ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str
-) -> zmq.Socket[bytes]:
+def connect_push(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
     """A PUSH socket connected to a downstream stage's input."""
-    sock = ctx.socket(zmq.PUSH)
+    sock = _connected(ctx, zmq.PUSH, endpoint)
     sock.setsockopt(zmq.SNDHWM, SNDHWM)
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     # Messages wait for a peer that is not up yet instead of being dropped.
@@ -61,14 +334,29 @@ def connect_push(
     return sock
 
 
-def bind_tap(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+def bind_tap(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
     """A PUB socket for live taps; with no subscriber, sends cost next to nothing."""
-    sock = ctx.socket(zmq.PUB)
+    sock = _bound(ctx, zmq.PUB, endpoint)
     sock.setsockopt(zmq.SNDHWM, TAP_HWM)
     sock.setsockopt(zmq.LINGER, 0)
-    _prepare_ipc(endpoint)
-    sock.bind(endpoint)
     return sock
+
+
+def connect_tap(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
+    """A SUB socket reading everything a stage publishes on its tap."""
+    sock = _connected(ctx, zmq.SUB, endpoint)
+    sock.setsockopt(zmq.RCVHWM, TAP_HWM)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(endpoint)
+    return sock
+
+
+def monitor(sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
+    """A PAIR socket reporting sock's connects, disconnects and refusals."""
+    mon = sock.get_monitor_socket(MONITOR_EVENTS)
+    mon.setsockopt(zmq.LINGER, 0)
+    return mon
 
 
 def bound_endpoint(sock: zmq.Socket[bytes]) -> str:
