@@ -276,8 +276,8 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     """Start ``alertik ARGS...`` processes; every one is killed at teardown."""
     procs: list[Proc] = []
 
-    def start(*args: str, env: dict[str, str]) -> Proc:
-        proc = Proc([sys.executable, "-m", "alertik", *args], env, tmp_path)
+    def start(*args: str, env: dict[str, str], cwd: Path | None = None) -> Proc:
+        proc = Proc([sys.executable, "-m", "alertik", *args], env, cwd or tmp_path)
         procs.append(proc)
         return proc
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
+    REPO,
     Proc,
     WebhookServer,
     base_env,
@@ -72,7 +73,9 @@ def test_run_delivers_alertik_texts_as_json_and_stops_cleanly(
         ),
     )
     started = time.monotonic()
-    run = spawn("run", env=env)
+    # From the checkout, as the README's quick start runs it: the repo's
+    # alertik/ folder must not shadow the installed package in the stages.
+    run = spawn("run", env=env, cwd=REPO)
     port = udp_port_of(run)
     bound_after = time.monotonic() - started
     for stage in ("notify", "matcher", "ingest"):
