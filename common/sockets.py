@@ -30,13 +30,15 @@ import ipaddress
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from alertik.common.config import ConfigError, Curve
-from alertik.common.throttle import Throttled
+
+if TYPE_CHECKING:
+    from alertik.common.zap import Zap
 
 log = logging.getLogger(__name__)
 
@@ -163,76 +165,26 @@ def _ipv6(endpoint: str) -> bool:
         return True  # *, an interface or a host name: either family
 
 
-class _Refusals:
-    """The ZAP credentials check: allow-listed keys pass, refusals are logged."""
-
-    def __init__(self, allowed: frozenset[bytes]) -> None:
-        self.allowed = allowed
-        self.peer = ""  # address of the request being checked (set per request)
-        self._seen: set[tuple[bytes, str]] = set()
-        self.repeats = Throttled(log, "CURVE clients refused again")
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        if key in self.allowed:
-            return True
-        first = (key, self.peer)
-        if first not in self._seen and len(self._seen) < MAX_REFUSED_LOGGED:
-            self._seen.add(first)
-            log.warning(
-                "refused a CURVE client from %s: public key %s is not in "
-                "ALERTIK_CURVE_ALLOWED_CLIENTS",
-                self.peer or "an unknown address",
-                key.decode("ascii", "replace"),
-            )
-        else:
-            self.repeats.hit(f"{key.decode('ascii', 'replace')} from {self.peer}")
-        return False
-
-
-class _Authenticator(ThreadAuthenticator):
-    """pyzmq's ZAP thread, telling the credentials check who is asking."""
-
-    def __init__(self, ctx: Context, refusals: _Refusals) -> None:
-        super().__init__(ctx, log=logging.getLogger(__name__ + ".zap"))
-        self.refusals = refusals
-
-    async def handle_zap_message(self, msg: list[bytes]) -> None:
-        # Frame 3 of a ZAP request is the peer's IP address; one request is
-        # handled at a time, so the callback that follows reads this one.
-        peer = msg[3].decode("ascii", "replace") if len(msg) > 3 else ""
-        # An IPv4 peer of a dual-stack socket, shown as plain IPv4.
-        if peer.startswith("::ffff:") and "." in peer:
-            peer = peer[len("::ffff:") :]
-        self.refusals.peer = peer
-        await super().handle_zap_message(msg)
-
-
-class _Zap:
-    """One running ZAP handler and the number of CURVE servers that use it."""
-
-    def __init__(self, ctx: Context, allowed: frozenset[bytes]) -> None:
-        self.auth = _Authenticator(ctx, _Refusals(allowed))
-        self.auth.configure_curve_callback(ZAP_DOMAIN, self.auth.refusals)
-        self.auth.start()
-        self.users = 0
-
-
 # Running ZAP handlers by id(context): ZAP is per context, and the stages make
 # their own contexts; the lock covers tests that run stages in threads.
-_zaps: dict[int, _Zap] = {}
+_zaps: dict[int, Zap] = {}
 _zaps_lock = threading.Lock()
 
 
-def _acquire_zap(ctx: Context, allowed: frozenset[bytes]) -> _Zap:
+def _acquire_zap(ctx: Context, allowed: frozenset[bytes]) -> Zap:
+    # Imported here: pyzmq's ZAP thread pulls in asyncio and ssl (~8 MB per
+    # process), which only a stage with CURVE keys needs.
+    from alertik.common.zap import Zap
+
     with _zaps_lock:
         zap = _zaps.get(id(ctx))
         if zap is None:
-            zap = _zaps[id(ctx)] = _Zap(ctx, allowed)
+            zap = _zaps[id(ctx)] = Zap(ctx, allowed)
         zap.users += 1
         return zap
 
 
-def _release_zap(ctx: Context, zap: _Zap) -> None:
+def _release_zap(ctx: Context, zap: Zap) -> None:
     with _zaps_lock:
         zap.users -= 1
         if zap.users > 0:
@@ -251,7 +203,7 @@ def _release_zap(ctx: Context, zap: _Zap) -> None:
 class _ServerSocket(zmq.Socket[bytes]):
     """A CURVE server socket: closing the last one stops the ZAP thread."""
 
-    _zap: _Zap | None = None
+    _zap: Zap | None = None
 
     def close(self, linger: int | None = None) -> None:
         zap, self._zap = self._zap, None
