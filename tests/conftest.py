@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
+
+from alertik.common.schema import ALERT_DECODER, Alert
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -299,3 +302,22 @@ def send_udp(port: int, *payloads: bytes, host: str = "127.0.0.1") -> None:
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         for p in payloads:
             s.sendto(p, (host, port))
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[zmq.Socket[bytes], str]]:
+    """A PULL socket standing in for notify, on an ephemeral TCP port."""
+    with zmq.Context() as ctx:
+        sock = ctx.socket(zmq.PULL)
+        port = sock.bind_to_random_port("tcp://127.0.0.1")
+        yield sock, f"tcp://127.0.0.1:{port}"
+        sock.close(linger=0)
+
+
+def receive_alerts(sock: zmq.Socket[bytes], count: int) -> list[Alert]:
+    """Receive count alerts from a sink; fail after 10 s of silence."""
+    alerts: list[Alert] = []
+    while len(alerts) < count:
+        assert sock.poll(10_000), f"only {len(alerts)} of {count} alerts arrived"
+        alerts.append(ALERT_DECODER.decode(sock.recv()))
+    return alerts

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import zmq
 
-from alertik.common.schema import ALERT_DECODER, Alert
-from tests.conftest import Proc, base_env, events_env, send_udp, udp_port_of
+from tests.conftest import (
+    Proc,
+    base_env,
+    events_env,
+    receive_alerts,
+    send_udp,
+    udp_port_of,
+)
 
 # The same login failure as RouterOS sends it in each remote-log-format
 # (RouterOS 7.25beta5 examples from MikroTik's Log manual page).
@@ -25,23 +30,6 @@ CEF = (
     b"guest from 192.0.2.17 via ssh app=ssh duser=guest outcome=failure "
     b"src=192.0.2.17"
 )
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[zmq.Socket[bytes], str]]:
-    with zmq.Context() as ctx:
-        sock = ctx.socket(zmq.PULL)
-        port = sock.bind_to_random_port("tcp://127.0.0.1")
-        yield sock, f"tcp://127.0.0.1:{port}"
-        sock.close(linger=0)
-
-
-def receive(sock: zmq.Socket[bytes], count: int) -> list[Alert]:
-    alerts = []
-    while len(alerts) < count:
-        assert sock.poll(10_000), f"only {len(alerts)} of {count} alerts arrived"
-        alerts.append(ALERT_DECODER.decode(sock.recv()))
-    return alerts
 
 
 def test_every_format_over_udp_and_tcp_matches_alertik_rules_on_raw_text(
@@ -76,13 +64,13 @@ def test_every_format_over_udp_and_tcp_matches_alertik_rules_on_raw_text(
     tcp_port = int(m.group(1))
 
     send_udp(udp_port, DEFAULT, SYSLOG, CEF)
-    alerts = receive(sock, 3)
+    alerts = receive_alerts(sock, 3)
     with socket.create_connection(("127.0.0.1", tcp_port)) as crlf:
         crlf.sendall(b"\r\n".join((DEFAULT, SYSLOG, CEF)) + b"\r\n")
-        alerts += receive(sock, 3)
+        alerts += receive_alerts(sock, 3)
     with socket.create_connection(("127.0.0.1", tcp_port)) as octets:
         octets.sendall(b"".join(b"%d %s" % (len(m), m) for m in (DEFAULT, SYSLOG, CEF)))
-        alerts += receive(sock, 3)
+        alerts += receive_alerts(sock, 3)
 
     assert {a.text.split(", at: ")[0] for a in alerts} == {
         "guest from 192.0.2.17 over test-node"
@@ -119,7 +107,7 @@ def test_senders_outside_the_allow_list_are_dropped_and_counted(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.2", 0))
         s.sendto(b"ping from a friend", ("127.0.0.1", port))
-    (alert,) = receive(sock, 1)
+    (alert,) = receive_alerts(sock, 1)
     assert alert.text.startswith("pong from 127.0.0.2, at: ")
     assert ingest.terminate() == 0
     assert "refused=1" in ingest.output

@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import zmq
 
-from alertik.common.schema import ALERT_DECODER, Alert
-from tests.conftest import Proc, base_env, events_env, send_udp, udp_port_of, wait_for
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[zmq.Socket[bytes], str]]:
-    """A PULL socket standing in for notify, on an ephemeral port."""
-    with zmq.Context() as ctx:
-        sock = ctx.socket(zmq.PULL)
-        port = sock.bind_to_random_port("tcp://127.0.0.1")
-        yield sock, f"tcp://127.0.0.1:{port}"
-        sock.close(linger=0)
-
-
-def receive(
-    sock: zmq.Socket[bytes], count: int, timeout_ms: int = 10_000
-) -> list[Alert]:
-    alerts = []
-    while len(alerts) < count:
-        assert sock.poll(timeout_ms), f"only {len(alerts)} of {count} alerts arrived"
-        alerts.append(ALERT_DECODER.decode(sock.recv()))
-    return alerts
+from tests.conftest import (
+    Proc,
+    base_env,
+    events_env,
+    receive_alerts,
+    send_udp,
+    udp_port_of,
+    wait_for,
+)
 
 
 def start_pipeline(
@@ -68,7 +55,7 @@ def test_udp_lines_become_alerts_and_every_line_is_archived(
         b'caf\xe9 "quoted" back\\slash',
     ]
     send_udp(port, *lines)
-    alerts = receive(sock, 2)
+    alerts = receive_alerts(sock, 2)
     assert [a.text.split(", at: ")[0] for a in alerts] == [
         "Failed login",
         "Link up at 100Mbps",
@@ -110,7 +97,7 @@ def test_ingest_listens_on_ipv6_and_ipv4_when_bound_to_the_wildcard(
         send_udp(port, b"v6", host="::1")
     except OSError:
         pytest.skip("::1 is not usable here")
-    texts = sorted(a.text.split(", at: ")[0] for a in receive(sock, 2))
+    texts = sorted(a.text.split(", at: ")[0] for a in receive_alerts(sock, 2))
     assert texts == ["v4 from 127.0.0.1", "v6 from ::1"]
 
 

@@ -24,7 +24,14 @@ import zmq
 from alertik.common import sockets
 from alertik.common.config import Curve
 from alertik.common.schema import ALERT_DECODER, Alert
-from tests.conftest import Proc, WebhookServer, base_env, events_env, wait_for
+from tests.conftest import (
+    Proc,
+    WebhookServer,
+    base_env,
+    events_env,
+    receive_alerts,
+    wait_for,
+)
 
 Spawn = Callable[..., Proc]
 
@@ -120,15 +127,6 @@ def sink(tmp_path: Path) -> Iterator[tuple[zmq.Socket[bytes], str]]:
         sock.bind(endpoint)
         yield sock, endpoint
         sock.close(linger=0)
-
-
-def receive(sock: zmq.Socket[bytes], count: int) -> list[Alert]:
-    """Receive count alerts; fail after 10 s of silence."""
-    alerts: list[Alert] = []
-    while len(alerts) < count:
-        assert sock.poll(10_000), f"only {len(alerts)} of {count} alerts arrived"
-        alerts.append(ALERT_DECODER.decode(sock.recv()))
-    return alerts
 
 
 def receive_while(
@@ -298,7 +296,7 @@ def test_a_matcher_restart_loses_nothing_sent_after_the_new_matcher_is_up(
     ingest = spawn("ingest", env={**env, "ALERTIK_MATCHER_ADDR": matcher_addr})
     stream = Stream(udp_port(ingest))
     stream.start()
-    got = receive(sock, 50)
+    got = receive_alerts(sock, 50)
 
     at_term = stream.sent
     first.popen.terminate()
@@ -386,7 +384,7 @@ def test_tap_prints_what_the_matcher_and_ingest_emit_as_json_lines(
     assert events[2]["raw"] == "bm8gcnVsZSBtYXRjaGVzIGNhZuk="  # base64: exact bytes
     assert list(events[0])[:2] == ["type", "text"]
     assert "tap: stopped: printed=3 skipped=0" in alerts_tap.output
-    receive(sock, 3)  # the taps took nothing away from notify
+    receive_alerts(sock, 3)  # the taps took nothing away from notify
 
 
 def test_a_tap_stops_cleanly_on_sigint_and_says_so_when_its_deadline_passes(
@@ -471,7 +469,7 @@ def test_with_curve_an_allowed_ingest_gets_through_and_other_keys_get_nothing(
     allowed, allowed_port = ingest("allowed", keys["client"][1], server_public)
     send_lines(allowed_port, ["c-1", "c-2"])
 
-    alerts = receive(sock, 2)
+    alerts = receive_alerts(sock, 2)
     assert [(a.node, token_of(a)) for a in alerts] == [
         ("allowed", "c-1"),
         ("allowed", "c-2"),
