@@ -516,6 +516,19 @@ def _default_log_file() -> str | None:
     return None
 
 
+# Each Endpoints field: the variable that sets it, and the name of its default
+# ipc socket under ALERTIK_RUN_DIR.
+ENDPOINT_VARIABLES = {
+    "matcher": ("ALERTIK_MATCHER_ADDR", "matcher"),
+    "notify": ("ALERTIK_NOTIFY_ADDR", "notify"),
+    "forwarder": ("ALERTIK_FORWARDER_ADDR", "forwarder"),
+    "ingest_tap": ("ALERTIK_INGEST_TAP", "tap-ingest"),
+    "matcher_tap": ("ALERTIK_MATCHER_TAP", "tap-matcher"),
+    "notify_tap": ("ALERTIK_NOTIFY_TAP", "tap-notify"),
+    "forwarder_tap": ("ALERTIK_FORWARDER_TAP", "tap-forwarder"),
+}
+
+
 def _ipc(run_dir: str, name: str) -> str:
     return f"ipc://{os.path.join(run_dir, name)}"
 
@@ -601,23 +614,10 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         notify=_notify(env, used),
         forwarder=_forwarder(env),
         endpoints=Endpoints(
-            matcher=_endpoint(env, "ALERTIK_MATCHER_ADDR", _ipc(run_dir, "matcher")),
-            notify=_endpoint(env, "ALERTIK_NOTIFY_ADDR", _ipc(run_dir, "notify")),
-            forwarder=_endpoint(
-                env, "ALERTIK_FORWARDER_ADDR", _ipc(run_dir, "forwarder")
-            ),
-            ingest_tap=_endpoint(
-                env, "ALERTIK_INGEST_TAP", _ipc(run_dir, "tap-ingest")
-            ),
-            matcher_tap=_endpoint(
-                env, "ALERTIK_MATCHER_TAP", _ipc(run_dir, "tap-matcher")
-            ),
-            notify_tap=_endpoint(
-                env, "ALERTIK_NOTIFY_TAP", _ipc(run_dir, "tap-notify")
-            ),
-            forwarder_tap=_endpoint(
-                env, "ALERTIK_FORWARDER_TAP", _ipc(run_dir, "tap-forwarder")
-            ),
+            **{
+                name: _endpoint(env, variable, _ipc(run_dir, file))
+                for name, (variable, file) in ENDPOINT_VARIABLES.items()
+            }
         ),
         curve=curve,
         run_dir=run_dir,

@@ -30,12 +30,18 @@ import ipaddress
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import zmq
 from zmq.utils import z85
 
-from alertik.common.config import ConfigError, Curve
+from alertik.common.config import (
+    ENDPOINT_VARIABLES,
+    Config,
+    ConfigError,
+    Curve,
+)
 
 if TYPE_CHECKING:
     from alertik.common.zap import Zap
@@ -324,3 +330,22 @@ def publish(tap: zmq.Socket[bytes], payload: bytes) -> None:
         tap.send(payload, zmq.NOBLOCK)
     except zmq.Again:
         pass
+
+
+T = TypeVar("T")
+
+
+def usable(cfg: Config, name: str, make: Callable[[str], T]) -> T:
+    """make(cfg.endpoints.<name>); an endpoint ZeroMQ cannot use is a
+    ConfigError naming its variable, or ALERTIK_RUN_DIR for the default ipc
+    socket under it (too long a path, a directory we cannot write)."""
+    endpoint: str = getattr(cfg.endpoints, name)
+    try:
+        return make(endpoint)
+    except zmq.ZMQError as exc:
+        variable, file = ENDPOINT_VARIABLES[name]
+        if endpoint == "ipc://" + os.path.join(cfg.run_dir, file):
+            variable = "ALERTIK_RUN_DIR"
+        raise ConfigError(
+            variable, f"cannot use {endpoint}: {exc.strerror or exc}"
+        ) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from functools import partial
 from typing import Protocol
 
 import msgspec
@@ -13,7 +14,14 @@ import zmq
 from alertik.common.config import Config, ConfigError, ForwarderConfig
 from alertik.common.lifecycle import StopFlag
 from alertik.common.schema import EVENT_DECODER
-from alertik.common.sockets import POLL_MS, bind_pull, bind_tap, bound_endpoint, publish
+from alertik.common.sockets import (
+    POLL_MS,
+    bind_pull,
+    bind_tap,
+    bound_endpoint,
+    publish,
+    usable,
+)
 from alertik.common.throttle import Throttled
 from alertik.forwarder.resolve import (
     Target,
@@ -142,8 +150,8 @@ def run(cfg: Config, stop: StopFlag) -> None:
     try:
         with (
             zmq.Context() as ctx,
-            bind_pull(ctx, cfg.endpoints.forwarder) as inbox,
-            bind_tap(ctx, cfg.endpoints.forwarder_tap) as tap,
+            usable(cfg, "forwarder", partial(bind_pull, ctx)) as inbox,
+            usable(cfg, "forwarder_tap", partial(bind_tap, ctx)) as tap,
         ):
             log.info(
                 "forwarder listening on %s (tap %s), forwarding to %s over %s",

@@ -6,15 +6,17 @@ router only has to be copied out of the kernel's buffer into ZeroMQ's queue.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
+import sys
 import time
 
 import zmq
 
 from alertik.common import sockets
-from alertik.common.config import Config, IngestConfig
+from alertik.common.config import Config, ConfigError, IngestConfig
 from alertik.common.lifecycle import StopFlag
 from alertik.common.schema import ENCODER, SyslogEvent
 from alertik.common.throttle import Throttled
@@ -24,14 +26,36 @@ from alertik.ingest.tcp import TcpListener
 
 log = logging.getLogger(__name__)
 
-# Kernel receive buffer asked for: 8 MiB holds ~40,000 RouterOS lines, enough
-# to ride out a scheduling hiccup at tens of thousands of datagrams/s.
-RCVBUF_BYTES = 8 * 1024 * 1024
+# Kernel receive buffer asked for: the queue in front of ingest, the one
+# place a burst waits when it comes faster than Python can read (a sender
+# flat out on loopback is four times faster than a bare recvfrom loop). The
+# kernel doubles the figure and charges each datagram's whole buffer, about
+# 1,280 bytes for a 200-byte RouterOS line: 64 MiB holds ~100,000 lines even
+# if ingest read none of them meanwhile. It is memory only while it is full,
+# and the kernel's net.ipv4.udp_mem (about 18% of RAM for all UDP sockets
+# together) still caps it on a small router.
+RCVBUF_BYTES = 64 * 1024 * 1024
+# What the kernel charges the buffer for one 200-byte line (see above).
+LINE_CHARGE_BYTES = 1280
+# SO_RCVBUFFORCE passes the net.core.rmem_max cap (often 208 KiB, at most a
+# few MiB) when we have CAP_NET_ADMIN (Docker drops it unless run with
+# --cap-add NET_ADMIN); Python's socket module does not name it, Linux
+# numbers it 33.
+SO_RCVBUFFORCE: int | None = getattr(
+    socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None
+)
 # Largest UDP payload over IPv4/IPv6 without jumbograms.
 UDP_MAX = 65535
 # Datagrams taken per wake-up before polling again, so TCP clients and the
 # stop flag get a turn during a flood.
 BATCH = 512
+# A wake-up that finds at least this many datagrams means a flood: ingest then
+# pauses COALESCE_SECONDS before polling again, so that the next wake-up takes
+# a batch instead of one datagram. Each wake-up costs ingest a poll and costs
+# ZeroMQ's I/O thread an eventfd signal; the kernel buffer holds the datagrams
+# meanwhile (200 of them at 200,000/s). A trickle is never delayed.
+COALESCE_FROM = 4
+COALESCE_SECONDS = 0.001
 
 
 def truncate_utf8(data: bytes, limit: int) -> bytes:
@@ -52,8 +76,7 @@ def truncate_utf8(data: bytes, limit: int) -> bytes:
 def open_udp(cfg: IngestConfig) -> socket.socket:
     """Bind the UDP listener with a large kernel buffer, non-blocking."""
     sock = open_socket(cfg.bind, cfg.udp_port, socket.SOCK_DGRAM)
-    # SO_RCVBUFFORCE passes the rmem_max cap when we are root (a container).
-    for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+    for opt in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
         if opt is None:
             continue
         try:
@@ -62,7 +85,35 @@ def open_udp(cfg: IngestConfig) -> socket.socket:
         except OSError:
             continue
     sock.setblocking(False)
+    got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    if got < RCVBUF_BYTES:  # Linux reports twice what it was asked for
+        log.info(
+            "udp receive buffer is %d KiB of the %d KiB asked (net.core.rmem_max "
+            "caps it without CAP_NET_ADMIN): a burst of more than about %d "
+            "lines may be lost; raise net.core.rmem_max or grant CAP_NET_ADMIN",
+            got // 1024,
+            RCVBUF_BYTES // 1024,
+            got // LINE_CHARGE_BYTES,
+        )
     return sock
+
+
+def listen_error(kind: str, bind: str, port: int, exc: OSError) -> ConfigError:
+    """Why a listener could not bind, naming the variable to change."""
+    shown = f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+        variable = "ALERTIK_UDP_PORT" if kind == "udp" else "ALERTIK_TCP_PORT"
+        return ConfigError(
+            variable,
+            f"cannot listen on {kind} {shown}: {reason}; choose another port "
+            "(below 1024 needs root)",
+        )
+    return ConfigError(
+        "ALERTIK_BIND",
+        f"cannot listen on {kind} {shown}: {reason}; use an address of this "
+        "host, :: or 0.0.0.0",
+    )
 
 
 class Ingest:
@@ -74,28 +125,54 @@ class Ingest:
         self.pid = os.getpid()
         self.max_bytes = cfg.ingest.max_message_bytes
         self.allow = AllowList(cfg.ingest.allow_from)
-        self.udp = open_udp(cfg.ingest)
-        self.to_matcher = sockets.connect_push(ctx, cfg.endpoints.matcher)
-        self.to_forwarder = (
-            sockets.connect_push(ctx, cfg.endpoints.forwarder)
-            if cfg.forwarder is not None
-            else None
-        )
-        self.tap = sockets.bind_tap(ctx, cfg.endpoints.ingest_tap)
+        self.to_matcher: zmq.Socket[bytes]
+        self.to_forwarder: zmq.Socket[bytes] | None = None
+        self.tap: zmq.Socket[bytes]
         self.tcp: TcpListener | None = None
-        if cfg.ingest.tcp_port is not None:
-            self.tcp = TcpListener(
-                cfg.ingest.bind,
-                cfg.ingest.tcp_port,
-                cfg.ingest,
-                self.emit_tcp,
-                self.allow.allows,
-            )
+        self._sockets: list[zmq.Socket[bytes]] = []  # to close, in order
+        try:
+            self.udp = open_udp(cfg.ingest)
+        except OSError as exc:
+            raise listen_error(
+                "udp", cfg.ingest.bind, cfg.ingest.udp_port, exc
+            ) from None
+        try:
+            self._connect(cfg, ctx)
+        except BaseException:
+            self.close()
+            raise
         self.seq = 0
         self.dropped = Throttled(log, "events dropped: matcher queue full")
         self.fwd_dropped = Throttled(log, "events not forwarded: forwarder queue full")
         self.truncated = Throttled(log, "oversize messages truncated")
         self.refused = Throttled(log, "datagrams refused by ALERTIK_ALLOW_FROM")
+
+    def _connect(self, cfg: Config, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        """The ZeroMQ sockets and the TCP listener; a ConfigError if unusable."""
+        self.tap = sockets.usable(cfg, "ingest_tap", lambda e: sockets.bind_tap(ctx, e))
+        self._sockets.append(self.tap)
+        self.to_matcher = sockets.usable(
+            cfg, "matcher", lambda e: sockets.connect_push(ctx, e)
+        )
+        self._sockets.append(self.to_matcher)
+        if cfg.forwarder is not None:
+            self.to_forwarder = sockets.usable(
+                cfg, "forwarder", lambda e: sockets.connect_push(ctx, e)
+            )
+            self._sockets.append(self.to_forwarder)
+        if cfg.ingest.tcp_port is not None:
+            try:
+                self.tcp = TcpListener(
+                    cfg.ingest.bind,
+                    cfg.ingest.tcp_port,
+                    cfg.ingest,
+                    self.emit_tcp,
+                    self.allow.allows,
+                )
+            except OSError as exc:
+                raise listen_error(
+                    "tcp", cfg.ingest.bind, cfg.ingest.tcp_port, exc
+                ) from None
 
     def emit(
         self,
@@ -112,19 +189,24 @@ class Ingest:
         if truncated:
             self.truncated.hit(f"from {host} over {transport}")
         self.seq += 1
-        payload = ENCODER.encode(
-            SyslogEvent(
-                raw=raw,
-                received=time.time(),
-                sender=host,
-                sender_port=port,
-                node=self.node,
-                seq=self.seq,
-                pid=self.pid,
-                transport=transport,
-                truncated=truncated,
+        self.push(
+            ENCODER.encode(
+                SyslogEvent(
+                    raw=raw,
+                    received=time.time(),
+                    sender=host,
+                    sender_port=port,
+                    node=self.node,
+                    seq=self.seq,
+                    pid=self.pid,
+                    transport=transport,
+                    truncated=truncated,
+                )
             )
         )
+
+    def push(self, payload: bytes) -> None:
+        """Hand one encoded event to the matcher, the forwarder and the tap."""
         try:
             self.to_matcher.send(payload, zmq.NOBLOCK)
         except zmq.Again:
@@ -141,9 +223,18 @@ class Ingest:
         self.emit(raw, host, port, "tcp", truncated)
 
     def read_udp(self) -> int:
-        """Take up to BATCH datagrams from the kernel; how many were read."""
+        """Take up to BATCH datagrams from the kernel; how many were read.
+
+        emit() inlined: this loop is most of ingest's time under a flood.
+        """
         recv = self.udp.recvfrom
         check = None if self.allow.open else self.allow.allows
+        encode = ENCODER.encode
+        push = self.push
+        clock = time.time
+        node = self.node
+        pid = self.pid
+        limit = self.max_bytes
         for n in range(BATCH):
             try:
                 data, addr = recv(UDP_MAX)
@@ -157,7 +248,23 @@ class Ingest:
             if check is not None and not check(host):
                 self.refused.hit(host)
                 continue
-            self.emit(data, host, addr[1])
+            if len(data) > limit:
+                self.emit(data, host, addr[1])
+                continue
+            self.seq += 1
+            push(
+                encode(
+                    SyslogEvent(
+                        raw=data,
+                        received=clock(),
+                        sender=host,
+                        sender_port=addr[1],
+                        node=node,
+                        seq=self.seq,
+                        pid=pid,
+                    )
+                )
+            )
         return BATCH
 
     def flush_counters(self) -> None:
@@ -165,13 +272,12 @@ class Ingest:
             counter.flush()
 
     def close(self) -> None:
+        """Close the listeners, then the sockets (PUSHes flush for LINGER_MS)."""
         self.udp.close()
         if self.tcp is not None:
             self.tcp.close()
-        self.tap.close()
-        self.to_matcher.close(linger=sockets.LINGER_MS)
-        if self.to_forwarder is not None:
-            self.to_forwarder.close(linger=sockets.LINGER_MS)
+        for sock in self._sockets:
+            sock.close()  # with the LINGER each was made with
 
 
 def _shown(address: tuple[str, int]) -> str:
@@ -189,11 +295,12 @@ def run(cfg: Config, stop: StopFlag) -> None:
         ing = Ingest(cfg, ctx)
         try:
             log.info(
-                "ingest listening on udp %s (node %s, to matcher %s%s)",
+                "ingest listening on udp %s (node %s, to matcher %s%s, tap %s)",
                 _shown(ing.udp.getsockname()),
                 ing.node,
                 cfg.endpoints.matcher,
                 f", to forwarder {cfg.endpoints.forwarder}" if ing.to_forwarder else "",
+                sockets.bound_endpoint(ing.tap),
             )
             if ing.allow.open and not _is_loopback(cfg.ingest.bind):
                 log.warning(
@@ -208,7 +315,8 @@ def run(cfg: Config, stop: StopFlag) -> None:
             while not stop.is_set():
                 for fd, _ in poller.poll(sockets.POLL_MS):
                     if fd == udp_fd:
-                        ing.read_udp()
+                        if COALESCE_FROM <= ing.read_udp() < BATCH:
+                            time.sleep(COALESCE_SECONDS)
                     elif ing.tcp is not None:
                         ing.tcp.handle_ready()
                 if ing.tcp is not None:

@@ -2,25 +2,69 @@
 
 As in alertik, the log doubles as an archive of the router's log; unlike
 alertik it rotates, so a 5 MB tmpfs on /log never fills up.
+
+Lines are ``[YYYY-MM-DD HH:MM:SS] sender text``: the time of receipt (local
+time), the sender's address, and the message with trailing CR/LF removed and
+inner ones shown as ``\\r``/``\\n``; bytes that are not UTF-8 become U+FFFD.
+
+Lines are gathered in memory and written in one ``write()`` when the matcher
+runs out of input (``flush()``) or FLUSH_BYTES have piled up, not one system
+call per line: under a flood the archive costs a few microseconds a message.
+A crash can therefore lose at most the lines of one batch.
+
+Rotation (``max_bytes`` > 0): before a line that would take the file to
+``max_bytes`` or more, ``log.txt.N`` becomes ``log.txt.N+1`` (the oldest is
+deleted), ``log.txt`` becomes ``log.txt.1`` and a new ``log.txt`` starts,
+``backups`` files are kept; with ``backups`` = 0 the file is emptied and
+started again instead. A line longer than ``max_bytes`` goes alone into an
+empty file. Files that are not regular files (``/dev/stdout``) never rotate.
+
+When the file cannot be written (a read-only or full file system), the lines
+are counted as lost, one throttled error says so, and writing is tried again
+every RETRY_SECONDS: matching and alerts go on regardless.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import logging.handlers
 import os
+import stat
 import sys
 import time
 
+from alertik.common.throttle import Throttled
+
 log = logging.getLogger(__name__)
 
+# Bytes gathered before a write even if the matcher is still busy: a few
+# hundred lines, one system call.
+FLUSH_BYTES = 64 * 1024
+# After a failed write or open, how long the archive waits before trying the
+# file again (and meanwhile counts lines as lost instead of retrying each one).
+RETRY_SECONDS = 5.0
+# Sender addresses whose encoded form is remembered; a scan of spoofed senders
+# cannot grow the cache past this.
+SENDER_CACHE = 1024
+# How often the "lines lost" error may repeat.
+REPORT_SECONDS = 30.0
 
-def _escape(text: str) -> str:
+
+def _escape(text: bytes) -> bytes:
     """One line per message: trailing newlines go, inner ones are shown as \\n."""
-    text = text.rstrip("\r\n")
-    if "\n" in text or "\r" in text:
-        text = text.replace("\r", "\\r").replace("\n", "\\n")
+    text = text.rstrip(b"\r\n")
+    if b"\n" in text or b"\r" in text:
+        text = text.replace(b"\r", b"\\r").replace(b"\n", b"\\n")
     return text
+
+
+def _utf8(text: str | bytes) -> bytes:
+    """text as UTF-8 bytes, with every invalid sequence replaced by U+FFFD."""
+    if isinstance(text, str):
+        return text.encode("utf-8", "replace")
+    if text.isascii():
+        return text
+    return text.decode("utf-8", "replace").encode("utf-8")
 
 
 class Archive:
@@ -28,43 +72,153 @@ class Archive:
 
     def __init__(self, path: str | None, max_bytes: int, backups: int) -> None:
         self.path = path
-        handler: logging.Handler
-        if path:
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            # delay: the file is opened on first write, so a read-only
-            # directory shows up as a logged error, not a crash at start-up.
-            handler = logging.handlers.RotatingFileHandler(
-                path,
-                maxBytes=max_bytes,
-                backupCount=backups,
-                encoding="utf-8",
-                errors="replace",
-                delay=True,
-            )
-        else:
-            handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        self._handler = handler
-        self._logger = logging.Logger("alertik.archive")
-        self._logger.propagate = False
-        self._logger.addHandler(handler)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.lost = Throttled(log, f"archive lines lost: cannot write {path}")
+        self.lost.interval = REPORT_SECONDS
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._file: io.FileIO | None = None
+        self._size = 0  # bytes in the file, written or pending
+        self._rotates = True
+        self._retry_at = 0.0
+        self._why = ""  # the last error, shown with the count of lost lines
         self._last_second = -1
-        self._stamp = ""
+        self._stamp = b""
+        self._senders: dict[str, bytes] = {}
+        if path:
+            # The file itself is opened on first write, so a read-only
+            # directory shows up as a logged error, not a crash at start-up.
+            try:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            except OSError as exc:
+                log.error("archive: cannot create the directory of %s: %s", path, exc)
 
-    def _time(self, when: float) -> str:
+    def _time(self, when: float) -> bytes:
         second = int(when)
         if second != self._last_second:
             self._last_second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+            self._stamp = time.strftime(
+                "[%Y-%m-%d %H:%M:%S] ", time.localtime(when)
+            ).encode()
         return self._stamp
 
-    def message(self, when: float, sender: str, text: str) -> None:
-        """Archive one received message."""
-        self._logger.info("[%s] %s %s", self._time(when), sender, _escape(text))
+    def _sender(self, sender: str) -> bytes:
+        encoded = self._senders.get(sender)
+        if encoded is None:
+            if len(self._senders) >= SENDER_CACHE:
+                self._senders.clear()
+            encoded = self._senders[sender] = sender.encode("utf-8", "replace") + b" "
+        return encoded
+
+    def message(self, when: float, sender: str, text: str | bytes) -> None:
+        """Archive one received message (the raw bytes, or text)."""
+        # The common case inline: ASCII bytes need no re-encoding, and the
+        # stamp and the sender change rarely.
+        if type(text) is bytes and text.isascii():
+            body = text.rstrip(b"\r\n")
+            if b"\n" in body or b"\r" in body:
+                body = _escape(body)
+        else:
+            body = _escape(_utf8(text))
+        stamp = self._stamp if int(when) == self._last_second else self._time(when)
+        prefix = self._senders.get(sender) or self._sender(sender)
+        self._add(b"".join((stamp, prefix, body, b"\n")))
 
     def note(self, when: float, text: str) -> None:
         """Archive a line about what alertik did (an alert sent, a rule matched)."""
-        self._logger.info("[%s] %s", self._time(when), _escape(text))
+        self._add(self._time(when) + _escape(_utf8(text)) + b"\n")
+
+    def _add(self, line: bytes) -> None:
+        """Gather one line (ending in a newline), rotating first if it is due."""
+        if self._file is None and self.path:
+            self._open()  # learns the size of what is there already
+        size = len(line)
+        if self.max_bytes > 0 and self._size and self._size + size >= self.max_bytes:
+            self._rotate()
+        self._pending.append(line)
+        self._pending_bytes += size
+        self._size += size
+        if self._pending_bytes >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every gathered line (the matcher calls this when it is idle)."""
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        count = len(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        if not self.path:
+            sys.stderr.write(data.decode("utf-8", "replace"))
+            sys.stderr.flush()
+            return
+        if self._file is None and not self._open():
+            self.lost.hit(self._why, n=count)
+            return
+        assert self._file is not None
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._file.write(view) :]
+        except OSError as exc:
+            # What did not make it is counted as lost; the file is reopened
+            # (and its real size read) after RETRY_SECONDS.
+            self._why = exc.strerror or str(exc)
+            self.lost.hit(self._why, n=count)
+            self._close_file()
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+
+    def _open(self) -> bool:
+        """Open the file for appending; False (and a throttled count) if it fails."""
+        assert self.path
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            self._file = open(self.path, "ab", buffering=0)
+            info = os.fstat(self._file.fileno())
+        except OSError as exc:
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            self._why = exc.strerror or str(exc)
+            self._close_file()
+            return False
+        self._rotates = stat.S_ISREG(info.st_mode)
+        self._size = info.st_size + self._pending_bytes
+        return True
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+    def _rotate(self) -> None:
+        """Start a new file, keeping ``backups`` old ones (see the module doc)."""
+        if not self.path or not self._rotates:
+            return
+        self.flush()
+        self._close_file()
+        base = self.path
+        try:
+            if self.backups > 0:
+                for i in range(self.backups - 1, 0, -1):
+                    older = f"{base}.{i}"
+                    if os.path.exists(older):
+                        os.replace(older, f"{base}.{i + 1}")
+                if os.path.exists(base):
+                    os.replace(base, f"{base}.1")
+            else:
+                with open(base, "wb"):
+                    pass
+        except OSError as exc:
+            log.error("archive: cannot rotate %s: %s", base, exc.strerror or exc)
+        self._size = 0
 
     def close(self) -> None:
-        self._handler.close()
+        """Write what is gathered and close the file."""
+        self.flush()
+        self._close_file()
+        self.lost.flush()

@@ -195,41 +195,137 @@ class RuleSet:
         self.rules = [CompiledRule(r) for r in rules]
         self.static = [static.EVENTS[s.index] for s in static_rules]
         self.static_notifiers = [s.notifier for s in static_rules]
-        self._prefilter: Any = None
-        if len(self.rules) > 4:
-            self._prefilter = _build_prefilter(self.rules)
+        self._prefilter: Prefilter | None = None
+        if len(self.rules) > PREFILTER_FROM:
+            self._prefilter = Prefilter.build(self.rules)
 
     def __len__(self) -> int:
         return len(self.rules) + len(self.static)
 
-    def candidates(self, raw: bytes) -> Sequence[CompiledRule]:
-        """The rules that may match raw, in configuration order."""
-        if self._prefilter is None:
-            return self.rules
-        hits = self._prefilter.Match(raw)
-        if not hits:
-            return ()
-        hits.sort()
-        return [self.rules[i] for i in hits]
-
     def match(self, raw: bytes, fields: dict[str, str]) -> list[Match]:
         """Every rule that matches raw: static events first, as alertik."""
         out: list[Match] = []
-        for event, notifier in zip(self.static, self.static_notifiers, strict=True):
-            body = event.handle(raw)
-            if body is not None:
-                out.append(
-                    Match(rule=event.name, notifier=notifier, body=body, static=True)
-                )
-        for rule in self.candidates(raw):
+        if self.static:
+            for event, notifier in zip(self.static, self.static_notifiers, strict=True):
+                body = event.handle(raw)
+                if body is not None:
+                    out.append(
+                        Match(
+                            rule=event.name, notifier=notifier, body=body, static=True
+                        )
+                    )
+        # Most messages end at the prefilter: no rule can match them.
+        rules: Sequence[CompiledRule] = self.rules
+        if self._prefilter is not None:
+            hits = self._prefilter.hits(raw)
+            if hits is not None:
+                if not hits:
+                    return out
+                rules = [rules[i] for i in hits]
+        for rule in rules:
             m = rule.apply(raw, fields)
             if m is not None:
                 out.append(m)
         return out
 
 
-def _build_prefilter(rules: Sequence[CompiledRule]) -> Any:
-    """One RE2 set over every rule: a message is scanned once, not once per rule."""
+# Below this many rules, trying each one costs less than a set scan.
+PREFILTER_FROM = 4
+# Set parts are halved at most this often when RE2 refuses one (its program
+# would pass MAX_MEM): 2**8 parts, beyond which rules are tried one by one.
+MAX_SPLITS = 8
+# The sentinel pattern every set holds: it matches any text, so a scan that
+# reports nothing at all means RE2's DFA gave up (out of memory), never "no
+# rule matches".
+SENTINEL = b""
+
+
+class Prefilter:
+    """RE2 sets over every rule: a message is scanned once per set, not per rule.
+
+    Normally one set holds every rule. When RE2 refuses to compile a set (too
+    large), it is split in halves until each part compiles; a rule that no
+    set takes is tried on every message. ``hits`` answers None when a set
+    could not finish its scan (RE2's DFA ran out of its memory budget on that
+    message): the caller then tries every rule, slower but never wrong.
+    Matching stays linear in the message's length either way (RE2 has no
+    backtracking), and messages are at most ALERTIK_MAX_MESSAGE_BYTES long.
+    """
+
+    def __init__(self, parts: list[tuple[Any, list[int]]], always: list[int]) -> None:
+        self.parts = parts  # (compiled set, rule index of each set position)
+        self.always = always  # rules no set could take
+        self.gave_up = 0  # messages on which a set could not finish its scan
+        # The usual case, one set and nothing else, gets a shortcut in hits().
+        self._single = parts[0][0].Match if len(parts) == 1 and not always else None
+        self._single_indices = parts[0][1]
+
+    @classmethod
+    def build(cls, rules: Sequence[CompiledRule]) -> Prefilter | None:
+        """Sets over rules, or None when not even halves of halves compile."""
+        parts: list[tuple[Any, list[int]]] = []
+        always: list[int] = []
+        pending = [(list(range(len(rules))), 0)]
+        while pending:
+            indices, depth = pending.pop()
+            compiled, error = _compile_set([rules[i] for i in indices])
+            if compiled is not None:
+                parts.append((compiled, indices))
+            elif len(indices) > 1 and depth < MAX_SPLITS:
+                half = len(indices) // 2
+                pending.append((indices[half:], depth + 1))
+                pending.append((indices[:half], depth + 1))
+            else:
+                always.extend(indices)
+                log.warning(
+                    "rule prefilter: %d rules (%s...) are tried one by one: %s",
+                    len(indices),
+                    rules[indices[0]].name,
+                    error,
+                )
+        if not parts:
+            return None
+        if len(parts) > 1:
+            log.info("rule prefilter: %d rules in %d sets", len(rules), len(parts))
+        parts.sort(key=lambda p: p[1][0])
+        return cls(parts, sorted(always))
+
+    def hits(self, raw: bytes) -> list[int] | None:
+        """Indices of the rules that may match raw, in order; None: try them all."""
+        single = self._single
+        if single is not None:
+            found = single(raw)
+            if not found:
+                self._gave_up()
+                return None
+            if len(found) == 1:
+                return []  # the sentinel alone
+            indices = self._single_indices
+            sentinel = len(indices)
+            return sorted(indices[i] for i in found if i != sentinel)
+        out = list(self.always)
+        for compiled, indices in self.parts:
+            found = compiled.Match(raw)
+            if not found:
+                self._gave_up()
+                return None
+            sentinel = len(indices)
+            out.extend(indices[i] for i in found if i != sentinel)
+        out.sort()
+        return out
+
+    def _gave_up(self) -> None:
+        self.gave_up += 1
+        if self.gave_up == 1:
+            log.warning(
+                "rule prefilter: RE2 ran out of memory scanning a message; such "
+                "messages are matched rule by rule (slower, same result)"
+            )
+        return None
+
+
+def _compile_set(rules: Sequence[CompiledRule]) -> tuple[Any, str]:
+    """One RE2 set over rules, plus the sentinel last; (None, why) if refused."""
     import re2
 
     s = re2.Set.SearchSet(musl_regex.OPTIONS)
@@ -237,12 +333,11 @@ def _build_prefilter(rules: Sequence[CompiledRule]) -> Any:
         for i, r in enumerate(rules):
             if s.Add(r.literal_pattern()) != i:
                 raise re2.error(f"{r.name} got another index")
+        s.Add(SENTINEL)
         s.Compile()
     except re2.error as exc:
-        # Still correct, only slower: every rule is tried on every message.
-        log.warning("rule prefilter unavailable (%s); trying rules one by one", exc)
-        return None
-    return s
+        return None, str(exc)
+    return s, ""
 
 
 def compile_rules(rules: Sequence[Rule], static_rules: Sequence[StaticRule]) -> RuleSet:

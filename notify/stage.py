@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import msgspec
 import urllib3
@@ -26,7 +27,14 @@ import zmq
 from alertik.common.config import Config, Destination, NotifyConfig, redact_url
 from alertik.common.lifecycle import StopFlag
 from alertik.common.schema import ALERT_DECODER, ENCODER, Alert, Delivery
-from alertik.common.sockets import POLL_MS, bind_pull, bind_tap, bound_endpoint, publish
+from alertik.common.sockets import (
+    POLL_MS,
+    bind_pull,
+    bind_tap,
+    bound_endpoint,
+    publish,
+    usable,
+)
 from alertik.common.throttle import Throttled
 from alertik.notify import render
 from alertik.notify.delivery import Courier, Outcome, Verdict
@@ -379,8 +387,8 @@ def run(cfg: Config, stop: StopFlag) -> None:
     try:
         with (
             zmq.Context() as ctx,
-            bind_pull(ctx, cfg.endpoints.notify) as pull,
-            bind_tap(ctx, cfg.endpoints.notify_tap) as tap,
+            usable(cfg, "notify", partial(bind_pull, ctx)) as pull,
+            usable(cfg, "notify_tap", partial(bind_tap, ctx)) as tap,
         ):
             _serve(cfg, stop, outbox, pull, tap)
     finally:
