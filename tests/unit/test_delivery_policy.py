@@ -183,3 +183,30 @@ def test_a_body_excerpt_is_short_one_line_and_scrubbed() -> None:
     assert "XXXXsecretXXXX" not in text
     assert text.startswith("error: token <redacted> is invalid")
     assert len(text) <= 320
+
+
+def test_sessions_read_proxy_settings_once_and_then_ignore_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from alertik.notify.delivery import make_session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.test")
+    out = make_session(
+        Destination(notifier="Slack", kind="slack", url="https://hooks.slack.test/x")
+    )
+    inside = make_session(
+        Destination(notifier="Generic1", kind="generic", url="https://internal.test/h")
+    )
+    assert out.proxies.get("https") == "http://proxy.test:3128"
+    assert "https" not in inside.proxies
+    assert out.trust_env is False
+    assert out.verify  # True, or the REQUESTS_CA_BUNDLE path when one is set
+    insecure = make_session(
+        Destination(
+            notifier="Generic2", kind="generic", url="https://x.test/", verify_tls=False
+        )
+    )
+    assert insecure.verify is False
+    for session in (out, inside, insecure):
+        session.close()
