@@ -1,0 +1,1 @@
+"""Fault injection: kills under load, hostile input, broken configuration and disks."""
