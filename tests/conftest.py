@@ -206,6 +206,30 @@ def events_env(*events: tuple[str, str, str, str]) -> dict[str, str]:
     return env
 
 
+def children_of(pid: int) -> list[int]:
+    """Every live descendant of pid (from /proc), for checking nothing is left."""
+    kids: list[int] = []
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, parent in parents.items():
+            if parent == p:
+                kids.append(child)
+                frontier.append(child)
+    return kids
+
+
 class Proc:
     """A child process whose merged output is collected line by line."""
 
@@ -263,11 +287,13 @@ class Proc:
             self.kill()
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (supervisord and its children)."""
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """SIGKILL the process and every descendant (supervisord starts each
+        stage in a process group of its own, so killpg alone leaves them)."""
+        for pid in [self.popen.pid, *children_of(self.popen.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.popen.wait(5)
         self._reader.join(5)
         if self.popen.stdout is not None and not self._reader.is_alive():
@@ -287,6 +313,14 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     yield start
     for p in procs:
         p.kill()
+
+
+def endpoint_of(proc: Proc, stage: str) -> str:
+    """The endpoint a stage logged that it bound its input to."""
+    line = proc.wait_line(f"{stage} listening on ")
+    match = re.search(rf"{stage} listening on (\S+)", line)
+    assert match, line
+    return match.group(1)
 
 
 def udp_port_of(proc: Proc) -> int:

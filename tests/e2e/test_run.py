@@ -18,6 +18,7 @@ from tests.conftest import (
     Proc,
     WebhookServer,
     base_env,
+    children_of,
     events_env,
     send_udp,
     udp_port_of,
@@ -25,30 +26,6 @@ from tests.conftest import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-def children_of(pid: int) -> list[int]:
-    """Every live descendant of pid (from /proc), for checking nothing is left."""
-    kids: list[int] = []
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            parents[int(entry)] = int(fields[1])
-    frontier = [pid]
-    while frontier:
-        p = frontier.pop()
-        for child, parent in parents.items():
-            if parent == p:
-                kids.append(child)
-                frontier.append(child)
-    return kids
 
 
 def test_run_delivers_alertik_texts_as_json_and_stops_cleanly(

@@ -12,6 +12,7 @@ import zmq
 from tests.conftest import (
     Proc,
     base_env,
+    endpoint_of,
     events_env,
     receive_alerts,
     send_udp,
@@ -56,7 +57,7 @@ def test_every_format_over_udp_and_tcp_matches_alertik_rules_on_raw_text(
         ),
     )
     matcher = spawn("matcher", env={**env, "ALERTIK_MATCHER_ADDR": "tcp://127.0.0.1:*"})
-    endpoint = matcher.wait_line("matcher listening on").split()[-3]
+    endpoint = endpoint_of(matcher, "matcher")
     ingest = spawn("ingest", env={**env, "ALERTIK_MATCHER_ADDR": endpoint})
     udp_port = udp_port_of(ingest)
     m = re.search(r"tcp listening on \S*:(\d+)", ingest.wait_line("tcp listening on"))
@@ -100,7 +101,7 @@ def test_senders_outside_the_allow_list_are_dropped_and_counted(
         **events_env(("Generic1", "substr", "ping", "pong from @{sender}")),
     )
     matcher = spawn("matcher", env={**env, "ALERTIK_MATCHER_ADDR": "tcp://127.0.0.1:*"})
-    endpoint = matcher.wait_line("matcher listening on").split()[-3]
+    endpoint = endpoint_of(matcher, "matcher")
     ingest = spawn("ingest", env={**env, "ALERTIK_MATCHER_ADDR": endpoint})
     port = udp_port_of(ingest)
     send_udp(port, b"ping from a stranger", host="127.0.0.1")

@@ -12,6 +12,7 @@ import zmq
 from tests.conftest import (
     Proc,
     base_env,
+    endpoint_of,
     events_env,
     receive_alerts,
     send_udp,
@@ -24,7 +25,7 @@ def start_pipeline(
     spawn: Callable[..., Proc], env: dict[str, str]
 ) -> tuple[Proc, Proc, int]:
     matcher = spawn("matcher", env={**env, "ALERTIK_MATCHER_ADDR": "tcp://127.0.0.1:*"})
-    endpoint = matcher.wait_line("matcher listening on").split()[-3]
+    endpoint = endpoint_of(matcher, "matcher")
     ingest = spawn("ingest", env={**env, "ALERTIK_MATCHER_ADDR": endpoint})
     return ingest, matcher, udp_port_of(ingest)
 

@@ -30,6 +30,7 @@ from tests.conftest import (
     Request,
     WebhookServer,
     base_env,
+    endpoint_of,
     events_env,
     send_udp,
     udp_port_of,
@@ -733,7 +734,7 @@ def test_through_the_whole_pipeline_a_slow_webhook_stalls_nothing_upstream(
             "ALERTIK_NOTIFY_ADDR": notify_addr,
         },
     )
-    matcher_addr = matcher.wait_line("matcher listening on").split()[-3]
+    matcher_addr = endpoint_of(matcher, "matcher")
     ingest = spawn("ingest", env={**env, "ALERTIK_MATCHER_ADDR": matcher_addr})
     started = time.monotonic()
     send_udp(

@@ -28,6 +28,7 @@ from tests.conftest import (
     Proc,
     WebhookServer,
     base_env,
+    endpoint_of,
     events_env,
     receive_alerts,
     wait_for,
@@ -55,14 +56,6 @@ def stage_env(tmp_path: Path, url: str, **extra: str) -> dict[str, str]:
         **events_env(RULE),
         **extra,
     )
-
-
-def endpoint_of(proc: Proc, stage: str) -> str:
-    """The endpoint a stage logged that it bound its input to."""
-    line = proc.wait_line(f"{stage} listening on ")
-    match = re.search(rf"{stage} listening on (\S+)", line)
-    assert match, line
-    return match.group(1)
 
 
 def udp_port(proc: Proc) -> int:
