@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from alertik.common.config import is_own_variable
+
 # Every benchmark datagram is exactly this long: a typical RouterOS line.
 LINE_BYTES = 200
 # Where each line carries its sequence number: 9 digits, unique per run.
@@ -231,16 +233,7 @@ def scratch_dir(prefix: str) -> str:
 
 def clean_env(workdir: str, **extra: str) -> dict[str, str]:
     """The bench's environment for alertik: nothing inherited that configures it."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not (
-            k.startswith(("EVENT", "STATIC_EVENT", "ALERTIK_", "FORWARD_"))
-            or k.endswith("_WEBHOOK_URL")
-            or k.startswith("TELEGRAM_")
-            or k in ("ENV_EVENTS", "TEAMS_WEBHOOK_FORMAT")
-        )
-    }
+    env = {k: v for k, v in os.environ.items() if not is_own_variable(k)}
     env.update(
         ALERTIK_RUN_DIR=os.path.join(workdir, "run"),
         ALERTIK_STATE_DIR=os.path.join(workdir, "state"),

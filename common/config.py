@@ -633,6 +633,16 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     )
 
 
+def is_own_variable(name: str) -> bool:
+    """Whether alertik reads the environment variable name (tests and benches
+    start alertik without inheriting any of them)."""
+    return (
+        name.startswith(("EVENT", "STATIC_EVENT", "ALERTIK_", "FORWARD_", "TELEGRAM_"))
+        or name.endswith("_WEBHOOK_URL")
+        or name in ("ENV_EVENTS", "TEAMS_WEBHOOK_FORMAT")
+    )
+
+
 def redacted(cfg: Config) -> dict[str, object]:
     """The effective configuration as plain data, with every secret hidden."""
     data = msgspec.to_builtins(cfg)

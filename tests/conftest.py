@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import zmq
 
+from alertik.common.config import is_own_variable
 from alertik.common.schema import ALERT_DECODER, Alert
 
 REPO = Path(__file__).resolve().parent.parent
@@ -171,16 +172,7 @@ def make_webhook() -> Iterator[Callable[[], WebhookServer]]:
 
 def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """An environment for alertik processes: private dirs, ephemeral ports."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not (
-            k.startswith(("EVENT", "STATIC_EVENT", "ALERTIK_", "FORWARD_"))
-            or k.endswith("_WEBHOOK_URL")
-            or k.startswith("TELEGRAM_")
-            or k in ("ENV_EVENTS", "TEAMS_WEBHOOK_FORMAT")
-        )
-    }
+    env = {k: v for k, v in os.environ.items() if not is_own_variable(k)}
     env.update(
         ALERTIK_RUN_DIR=str(tmp_path / "run"),
         ALERTIK_STATE_DIR=str(tmp_path / "state"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -90,16 +90,6 @@ def test_catastrophic_regexes_take_bounded_time_on_crafted_64kb_lines(
             rs.match(line, FIELDS)
             took = time.perf_counter() - started
             assert took < SECONDS_PER_64KB, f"{pattern} took {took:.2f}s"
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[zmq.Socket[bytes], str]]:
-    """A PULL socket standing in for notify, on an ephemeral port."""
-    with zmq.Context() as ctx:
-        sock = ctx.socket(zmq.PULL)
-        port = sock.bind_to_random_port("tcp://127.0.0.1")
-        yield sock, f"tcp://127.0.0.1:{port}"
-        sock.close(linger=0)
 
 
 def receive_until(

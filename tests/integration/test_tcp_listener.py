@@ -31,6 +31,7 @@ from alertik.common.config import IngestConfig
 from alertik.ingest.allow import AllowList
 from alertik.ingest.framing import HEADER_SPAN
 from alertik.ingest.tcp import TAIL_QUIET_SECONDS, TICK_SECONDS, TcpListener
+from tests.conftest import wait_for
 
 MESSAGE = b"login failure for user guest from 192.168.88.17 via ssh"
 SYSLOG = b"<27>Oct  2 17:36:35 MikroTik " + MESSAGE
@@ -44,18 +45,11 @@ DEFAULT = b"system,error,critical " + MESSAGE
 WAIT = 5.0  # seconds any single expected event may take before a test fails
 
 
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    """Poll predicate until it is true; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+def wait_for_what(
+    predicate: Callable[[], Any], what: str, timeout: float = WAIT
+) -> Any:
+    """wait_for with this file's argument order and default deadline."""
+    return wait_for(predicate, timeout, what)
 
 
 class FakeClock:
@@ -257,7 +251,7 @@ def test_messages_split_across_several_sends_arrive_whole(
     for a, b in zip(cuts, cuts[1:], strict=False):
         client.sendall(stream[a:b])
         if b < len(stream):
-            wait_until(lambda: h.listener.buffered > 0, "partial frame held")
+            wait_for_what(lambda: h.listener.buffered > 0, "partial frame held")
     assert h.payloads(2) == [SYSLOG, CEF]
     assert h.got.empty()
 
@@ -278,7 +272,7 @@ def test_a_slowloris_client_sending_one_byte_at_a_time_costs_only_its_bytes(
         def arrived(held: int = held) -> bool:
             return h.listener.buffered == held
 
-        wait_until(arrived, f"byte {held} held")
+        wait_for_what(arrived, f"byte {held} held")
     fast.sendall(DEFAULT + b"\n")
     assert h.payloads(1) == [DEFAULT]
     for byte in SYSLOG[40:] + b"\n":
@@ -293,7 +287,7 @@ def test_two_hundred_concurrent_connections_each_deliver_their_message(
 ) -> None:
     h = start()
     clients = [h.connect() for _ in range(200)]
-    wait_until(lambda: h.listener.connections == 200, "200 connections accepted")
+    wait_for_what(lambda: h.listener.connections == 200, "200 connections accepted")
     for i, client in enumerate(clients):
         client.sendall(b"system,info message %d\n" % i)
     got = h.receive(200)
@@ -329,7 +323,7 @@ def test_an_undelimited_default_entry_is_emitted_once_the_client_goes_quiet(
     h = start()
     client = h.connect()
     client.sendall(DEFAULT)  # RouterOS default format over TCP: no delimiter
-    wait_until(lambda: h.listener.buffered == len(DEFAULT), "entry held")
+    wait_for_what(lambda: h.listener.buffered == len(DEFAULT), "entry held")
     assert h.got.empty()
     h.quiet_for(TAIL_QUIET_SECONDS)
     assert h.payloads(1) == [DEFAULT]
@@ -355,7 +349,7 @@ def test_a_final_unterminated_message_is_emitted_when_the_client_closes(
     assert h.payloads(1) == [b"first"]
     client.shutdown(socket.SHUT_WR)
     assert h.payloads(1) == [b"last without newline"]
-    wait_until(lambda: h.listener.connections == 0, "connection closed")
+    wait_for_what(lambda: h.listener.connections == 0, "connection closed")
 
 
 # -- limits ----------------------------------------------------------------
@@ -374,7 +368,7 @@ def test_an_idle_connection_is_closed_after_the_idle_timeout(
     assert h.payloads(1) == [b"still here"]
     h.quiet_for(11.0)  # idle: 31 s silent; busy: 11 s
     assert closed_by_server(idle)
-    wait_until(lambda: h.listener.connections == 1, "only the busy one left")
+    wait_for_what(lambda: h.listener.connections == 1, "only the busy one left")
     busy.sendall(b"and again\n")
     assert h.payloads(1) == [b"and again"]
     assert h.listener.idle_closed == 1
@@ -391,7 +385,7 @@ def test_connections_over_the_cap_are_closed_at_once_with_a_log_line(
     assert len(h.payloads(3)) == 3
     extra = h.connect()
     assert closed_by_server(extra)
-    wait_until(lambda: "over the cap of 3" in caplog.text, "the over-cap log line")
+    wait_for_what(lambda: "over the cap of 3" in caplog.text, "the over-cap log line")
     kept[0].sendall(b"still served\n")
     assert h.payloads(1) == [b"still served"]
     assert h.listener.connections == 3
@@ -404,7 +398,7 @@ def test_the_allow_list_refuses_an_ipv4_sender_outside_it(
     refusing = start(allow=("192.0.2.0/24",))
     client = refusing.connect()
     assert closed_by_server(client)
-    wait_until(lambda: refusing.listener.refused.total == 1, "refusal counted")
+    wait_for_what(lambda: refusing.listener.refused.total == 1, "refusal counted")
     accepting = start(allow=("127.0.0.0/8",))
     accepting.connect().sendall(b"allowed\n")
     assert accepting.payloads(1) == [b"allowed"]
@@ -455,7 +449,7 @@ def test_one_flooding_client_does_not_starve_another(
 
     sender = threading.Thread(target=send_flood, daemon=True)
     sender.start()
-    wait_until(lambda: h.got.qsize() > 100, "the flood to be flowing")
+    wait_for_what(lambda: h.got.qsize() > 100, "the flood to be flowing")
     other.sendall(b"system,info other\n")
     seen = 0
     while True:
@@ -474,7 +468,7 @@ def test_close_emits_held_messages_and_closes_every_client(
     h = start()
     client = h.connect()
     client.sendall(b"held without newline")
-    wait_until(lambda: h.listener.buffered > 0, "bytes held")
+    wait_for_what(lambda: h.listener.buffered > 0, "bytes held")
     h.stop.set()
     assert h.thread is not None
     h.thread.join(WAIT)

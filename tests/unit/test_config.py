@@ -169,3 +169,17 @@ def test_the_static_event_count_matches_the_defined_events() -> None:
 
     assert len(static.EVENTS) == config.STATIC_EVENT_COUNT
     assert [e.index for e in static.EVENTS] == list(range(len(static.EVENTS)))
+
+
+def test_every_variable_alertik_reads_counts_as_its_own() -> None:
+    import re
+    from pathlib import Path
+
+    from alertik.common.config import is_own_variable
+
+    source = Path(config.__file__).read_text()
+    names = set(re.findall(r'"((?:ALERTIK|FORWARD|TELEGRAM|TEAMS)_[A-Z_]+)"', source))
+    names |= {"ENV_EVENTS", "EVENT3_MASK_MSG", "STATIC_EVENT0_NOTIFIER"}
+    names |= {"SLACK_WEBHOOK_URL", "GENERIC4_WEBHOOK_URL"}
+    assert all(is_own_variable(n) for n in names), names
+    assert not any(is_own_variable(n) for n in ("HOME", "PATH", "TZ", "SUPERVISOR_X"))
