@@ -30,7 +30,6 @@ from typing import Any
 
 import msgspec
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from alertik.common import config as config_mod, sockets
 from alertik.common.config import STAGES, ConfigError
@@ -185,7 +184,7 @@ def _loop(
             wait_ms = min(wait_ms, max(1, int(left * 1000)))
         ready = dict(poller.poll(wait_ms))
         if mon in ready:
-            status.event(recv_monitor_message(mon)["event"])
+            status.event(sockets.monitor_event(mon))
         if sub not in ready:
             continue
         frame = sub.recv()

@@ -10,7 +10,6 @@ from functools import partial
 
 import msgspec
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from alertik.common import sockets
 from alertik.common.config import DEFAULT_TIME_SUFFIX, Config, ConfigError
@@ -159,7 +158,7 @@ class Matcher:
         carry unique ids and notify's outbox stores each id once, so sending
         the last few seconds' alerts again costs nothing and loses nothing.
         """
-        event = recv_monitor_message(self.notify_events)["event"]
+        event = sockets.monitor_event(self.notify_events)
         if event == zmq.EVENT_DISCONNECTED:
             self.notify_lost_at = time.monotonic()
             log.warning("notify went away; alerts wait in the queue for it")
