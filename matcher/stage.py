@@ -60,7 +60,10 @@ def build_alerts(cfg: Config, rules: RuleSet, event: SyslogEvent) -> list[Alert]
     fields = parse(event.raw)
     return [
         Alert(
-            id=f"{event.node}/{event.pid}/{event.seq}/{m.rule}",
+            # node, pid and seq alone repeat after a container restart (same
+            # pids, seq from 1) and notify would take new alerts for ones it
+            # has seen: the receive time makes the id unique across restarts.
+            id=f"{event.node}/{event.pid}/{event.seq}/{event.received:.6f}/{m.rule}",
             notifier=m.notifier,
             text=alert_text(cfg, m, event.received),
             rule=m.rule,

@@ -284,3 +284,27 @@ def test_parsed_masks_never_hold_empty_literals(mask: str) -> None:
     parts = parse_mask(mask)
     assert all(p.literal or p.group >= 0 or p.field for p in parts)
     assert MaskPart() not in parts
+
+
+def test_alert_ids_stay_unique_when_a_restarted_ingest_reuses_pid_and_seq() -> None:
+    """A container restart gives ingest the same pid and restarts its seq at 1;
+    notify drops ids it has seen, so the ids must still differ."""
+    from alertik.common.schema import SyslogEvent
+    from alertik.matcher.stage import build_alerts
+
+    cfg = load({"HOME": "/nonexistent"})
+    rs = RuleSet([rule("substr", "x", "hit")], [])
+    ids = set()
+    for boot_time in (1_700_000_000.25, 1_700_000_090.5):
+        event = SyslogEvent(
+            raw=b"x",
+            received=boot_time,
+            sender="192.0.2.1",
+            sender_port=1,
+            node="edge1",
+            seq=1,
+            pid=9,
+        )
+        (alert,) = build_alerts(cfg, rs, event)
+        ids.add(alert.id)
+    assert len(ids) == 2
