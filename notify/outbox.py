@@ -18,6 +18,7 @@ restart of notify would lose the ones pending.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -27,11 +28,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from alertik.common.config import ConfigError
 from alertik.common.schema import Alert
 
 log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.sqlite3"
+# Held (flock) while a notify uses the state directory: two notify processes
+# on one outbox would both deliver every alert.
+LOCK_FILE = "outbox.lock"
 # Alert ids remembered for duplicate detection. The matcher resends only what
 # it had in flight when it restarted, so recent ids are enough; 100,000 ids
 # take a few MB.
@@ -41,6 +46,22 @@ SEEN_TRIM_EVERY = 1000
 # How long a write waits for the database lock (another connection, such as a
 # test reading the file) before it counts as a failure.
 BUSY_TIMEOUT_S = 5.0
+
+
+def _lock(state_dir: str) -> int:
+    """Take the state directory's lock; a ConfigError if another notify has it."""
+    fd = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            "ALERTIK_STATE_DIR",
+            f"{state_dir} is in use by another notify; give each alertik "
+            "instance its own state directory",
+        ) from None
+    return fd
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -137,6 +158,7 @@ class Outbox:
         self._db = db
         self._lock = threading.Lock()
         self._closed = False
+        self._lock_fd = -1  # the state directory's lock file, while open
         self._since_trim = 0
         self._counts: dict[str, int] = {}
         for notifier, count in db.execute(
@@ -158,8 +180,10 @@ class Outbox:
         max_pages caps the database size (for testing a full disk).
         """
         path = os.path.join(state_dir, OUTBOX_FILE)
+        lock = -1
         try:
             os.makedirs(state_dir, mode=0o700, exist_ok=True)
+            lock = _lock(state_dir)
             try:
                 db = _connect(path, max_pages)
             except sqlite3.DatabaseError as exc:
@@ -174,6 +198,8 @@ class Outbox:
                 )
                 db = _connect(path, max_pages)
         except (OSError, sqlite3.Error) as exc:
+            if lock >= 0:
+                os.close(lock)
             log.error(
                 "outbox: cannot write %s (%s); keeping alerts in memory instead: "
                 "they are delivered, but lost if notify stops before that",
@@ -182,6 +208,7 @@ class Outbox:
             )
             return cls(_connect(":memory:", None), None, max_count, max_age)
         outbox = cls(db, path, max_count, max_age)
+        outbox._lock_fd = lock
         if outbox.total():
             log.info(
                 "outbox: %d alerts pending from before (%s)",
@@ -418,3 +445,6 @@ class Outbox:
                 self._db.close()
             except sqlite3.Error as exc:
                 log.error("outbox: closing %s failed: %s", self.path or "memory", exc)
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = -1

@@ -171,3 +171,20 @@ def test_after_close_every_call_is_a_harmless_no_op(tmp_path: Path) -> None:
     assert box.pending("Slack", 1) == []
     box.set_progress(seq, 1)
     assert open_box(tmp_path).count("Slack") == 1
+
+
+def test_a_second_notify_on_the_same_state_directory_is_refused(
+    tmp_path: Path,
+) -> None:
+    from alertik.common.config import ConfigError
+
+    first = Outbox.open(str(tmp_path), 100, 3600.0)
+    try:
+        with pytest.raises(ConfigError) as info:
+            Outbox.open(str(tmp_path), 100, 3600.0)
+        assert info.value.variable == "ALERTIK_STATE_DIR"
+    finally:
+        first.close()
+    again = Outbox.open(str(tmp_path), 100, 3600.0)  # the lock went with close()
+    assert again.persistent
+    again.close()
