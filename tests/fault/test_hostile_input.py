@@ -188,8 +188,12 @@ def test_hostile_datagrams_are_each_archived_once_and_alert_exactly_when_they_sh
         send_udp(port, datagram)
     started = time.monotonic()
     send_udp(port, b"MARK end")
-    last = f"/{len(junk) + 1}/EVENT0"  # ids end in /seq/rule
-    alerts = receive_until(sock, lambda a: a.id.endswith(last), 60)
+    last = str(len(junk) + 1)  # ids are node/pid/seq/received/rule
+
+    def is_last(a: Alert) -> bool:
+        return a.rule == "EVENT0" and a.id.split("/")[2] == last
+
+    alerts = receive_until(sock, is_last, 60)
     took = time.monotonic() - started
     marks = [a for a in alerts if a.rule == "EVENT0"]
     assert len(marks) == sum(b"MARK" in d for d in junk) + 1
