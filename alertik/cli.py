@@ -9,23 +9,26 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from alertik import __version__
 from alertik.common import config as config_mod
 from alertik.common.config import STAGES, Config, ConfigError
+
+if TYPE_CHECKING:
+    from alertik.matcher.rules import RuleSet
 
 USAGE_EXIT = 2
 # Subcommands that parse their own arguments: main(argv) of alertik.<name>.
 TOOLS = ("tap", "keygen")
 
 
-def _load() -> Config:
-    """Load the configuration and compile every rule: what run and check need."""
+def _load() -> tuple[Config, RuleSet]:
+    """Load the configuration and compile every rule: what every command needs."""
     from alertik.matcher.rules import compile_rules
 
     cfg = config_mod.load()
-    compile_rules(cfg.rules, cfg.static_rules)
-    return cfg
+    return cfg, compile_rules(cfg.rules, cfg.static_rules)
 
 
 def _config_error(exc: ConfigError) -> int:
@@ -36,7 +39,7 @@ def _config_error(exc: ConfigError) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Validate, then become supervisord running one process per stage."""
     try:
-        cfg = _load()
+        cfg, _ = _load()
     except ConfigError as exc:
         return _config_error(exc)
     stages = cfg.stages
@@ -94,7 +97,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from alertik.matcher import musl_regex
 
     try:
-        cfg = _load()
+        cfg, _ = _load()
     except ConfigError as exc:
         return _config_error(exc)
     print(json.dumps(config_mod.redacted(cfg), indent=2, sort_keys=True))
@@ -127,12 +130,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     from alertik.matcher.stage import alert_text
 
     try:
-        cfg = _load()
+        cfg, rules = _load()
     except ConfigError as exc:
         return _config_error(exc)
-    from alertik.matcher.rules import compile_rules
-
-    rules = compile_rules(cfg.rules, cfg.static_rules)
     if args.lines:
         lines: Sequence[bytes] = [os.fsencode(line) for line in args.lines]
     else:
