@@ -7,6 +7,7 @@ router only has to be copied out of the kernel's buffer into ZeroMQ's queue.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import os
 import socket
@@ -285,10 +286,6 @@ def _shown(address: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _is_loopback(bind: str) -> bool:
-    return bind == "::1" or bind.startswith("127.")
-
-
 def run(cfg: Config, stop: StopFlag) -> None:
     """Receive until stopped; then close the listeners and flush what is queued."""
     with zmq.Context() as ctx:
@@ -302,7 +299,7 @@ def run(cfg: Config, stop: StopFlag) -> None:
                 f", to forwarder {cfg.endpoints.forwarder}" if ing.to_forwarder else "",
                 sockets.bound_endpoint(ing.tap),
             )
-            if ing.allow.open and not _is_loopback(cfg.ingest.bind):
+            if ing.allow.open and not ipaddress.ip_address(cfg.ingest.bind).is_loopback:
                 log.warning(
                     "anyone who can reach this host can send alerts: set "
                     "ALERTIK_ALLOW_FROM to your routers' addresses"
