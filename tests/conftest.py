@@ -198,24 +198,32 @@ def events_env(*events: tuple[str, str, str, str]) -> dict[str, str]:
     return env
 
 
-def children_of(pid: int) -> list[int]:
-    """Every live descendant of pid (from /proc), for checking nothing is left."""
-    kids: list[int] = []
-    parents: dict[int, int] = {}
+def processes() -> dict[int, tuple[int, list[bytes]]]:
+    """Every live process: pid -> (parent pid, argv), from /proc."""
+    table: dict[int, tuple[int, list[bytes]]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().rstrip(b"\0").split(b"\0")
         except OSError:
             continue
         if fields[0] != "Z":
-            parents[int(entry)] = int(fields[1])
+            table[int(entry)] = (int(fields[1]), argv)
+    return table
+
+
+def children_of(pid: int) -> list[int]:
+    """Every live descendant of pid, for checking nothing is left."""
+    table = processes()
+    kids: list[int] = []
     frontier = [pid]
     while frontier:
         p = frontier.pop()
-        for child, parent in parents.items():
+        for child, (parent, _) in table.items():
             if parent == p:
                 kids.append(child)
                 frontier.append(child)

@@ -35,6 +35,7 @@ from tests.conftest import (
     WebhookServer,
     base_env,
     events_env,
+    processes,
     udp_port_of,
     wait_for,
 )
@@ -121,21 +122,8 @@ class Target(threading.Thread):
 
 
 def children(pid: int) -> dict[int, list[bytes]]:
-    """The live child processes of pid and their argv, from /proc."""
-    out: dict[int, list[bytes]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().rstrip(b"\0").split(b"\0")
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out[int(entry)] = argv
-    return out
+    """The live child processes of pid and their argv."""
+    return {c: argv for c, (parent, argv) in processes().items() if parent == pid}
 
 
 def stage_pid(run: Proc, stage: str) -> int:
