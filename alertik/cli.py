@@ -94,7 +94,7 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the configuration and print it with every secret hidden."""
-    from alertik.matcher import musl_regex
+    from alertik.matcher import musl
 
     try:
         cfg, _ = _load()
@@ -105,7 +105,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for rule in cfg.rules:
         if rule.match_type != "regex":
             continue
-        for warning in musl_regex.lint(rule.match_str):
+        for warning in musl.lint(rule.match_str):
             print(f"warning: {rule.name}_MATCH_STR: {warning}", file=sys.stderr)
             warnings += 1
     if not cfg.rules and not cfg.static_rules:

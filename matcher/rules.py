@@ -29,8 +29,8 @@ from typing import Any
 import msgspec
 
 from alertik.common.config import ConfigError, Rule, StaticRule
-from alertik.matcher import musl_regex, static
-from alertik.matcher.musl_regex import MuslRegex, RegexError
+from alertik.matcher import musl, static
+from alertik.matcher.musl import MuslRegex, RegexError
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class CompiledRule:
         self.regex: MuslRegex | None = None
         if rule.match_type == "regex":
             try:
-                self.regex = musl_regex.compile(rule.match_str)
+                self.regex = musl.compile(rule.match_str)
             except RegexError as exc:
                 raise ConfigError(f"{rule.name}_MATCH_STR", str(exc)) from None
             groups = self.regex.groups
@@ -328,7 +328,7 @@ def _compile_set(rules: Sequence[CompiledRule]) -> tuple[Any, str]:
     """One RE2 set over rules, plus the sentinel last; (None, why) if refused."""
     import re2
 
-    s = re2.Set.SearchSet(musl_regex.OPTIONS)
+    s = re2.Set.SearchSet(musl.OPTIONS)
     try:
         for i, r in enumerate(rules):
             if s.Add(r.literal_pattern()) != i:

@@ -1,7 +1,7 @@
 """Hostile input: random bytes, NULs, 64 KB datagrams, invalid UTF-8, syslog-
 looking garbage, and regexes written to backtrack catastrophically.
 
-Matching stays bounded because every rule runs on RE2 (matcher/musl_regex.py):
+Matching stays bounded because every rule runs on RE2 (matcher/musl/):
 no backtracking, time linear in the message's length whatever the pattern,
 and a message is at most ALERTIK_MAX_MESSAGE_BYTES (64 KiB) long. The tests
 below hold the matcher to that with the classic exponential patterns.

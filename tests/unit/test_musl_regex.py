@@ -1,4 +1,4 @@
-"""Tests for matcher/musl_regex.py: musl's POSIX ERE dialect, exactly, in linear time.
+"""Tests for matcher/musl/: musl's POSIX ERE dialect, exactly, in linear time.
 
 Every expected value here is musl's own answer (regcomp(REG_EXTENDED) + regexec in
 the C locale, as in alertik's static musl image):
@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from alertik.matcher import musl_regex as mr
+from alertik.matcher.musl import engine as mr
 
 # The checked-in musl answers and the script that makes them, next to this folder.
 HERE = Path(__file__).resolve().parent
