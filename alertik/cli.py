@@ -87,7 +87,7 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:
         from alertik.common.lifecycle import run_stage
 
         module = importlib.import_module(f"alertik.{name}.stage")
-        return run_stage(name, module.run)
+        return run_stage(getattr(module, name.capitalize()))
 
     return run
 
@@ -127,7 +127,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     """Show which rules match each line, their captures and the exact text."""
     import time
 
-    from alertik.matcher.stage import alert_text
+    from alertik.matcher.alerts import alert_text
 
     try:
         cfg, rules = _load()

@@ -133,9 +133,6 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = config_mod.load()
-        # A tap on another host's tcp:// endpoint is a CURVE client like any
-        # stage that connects; the keys come from the same variables.
-        sockets.configure_security(cfg.curve)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -146,7 +143,9 @@ def main(argv: list[str]) -> int:
         return 2
     stop = StopFlag()
     with capture_signals(stop), zmq.Context() as ctx:
-        sub = sockets.connect_tap(ctx, endpoint)
+        # A tap on another host's tcp:// endpoint is a CURVE client like any
+        # stage that connects; the keys come from the same variables.
+        sub = sockets.connect_tap(ctx, endpoint, sockets.Security.of(cfg.curve))
         mon = sockets.monitor(sub)
         try:
             return _loop(args, endpoint, sub, mon, stop)

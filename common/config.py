@@ -106,6 +106,9 @@ class Curve(_Frozen, frozen=True, kw_only=True):
     secret_key: str = ""
     server_key: str = ""
     allowed_clients: tuple[str, ...] = ()
+    # Without an allow-list a CURVE server refuses to start unless this says
+    # that any client knowing its public key may connect.
+    allow_any: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -252,6 +255,16 @@ def _endpoint(env: Mapping[str, str], name: str, default: str) -> str:
             f"{raw!r} is not a ZeroMQ endpoint; use tcp://HOST:PORT or ipc:///PATH",
         )
     return raw
+
+
+def _is_z85_key(text: str) -> bool:
+    """A CURVE key as Z85 text: 40 characters that decode to 32 bytes."""
+    from zmq.utils import z85
+
+    try:
+        return len(text) == 40 and len(z85.decode(text.encode("ascii"))) == 32
+    except (KeyError, ValueError, UnicodeEncodeError):
+        return False
 
 
 def _list(raw: str) -> tuple[str, ...]:
@@ -559,16 +572,17 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         secret_key=secret,
         server_key=env.get("ALERTIK_CURVE_SERVER_KEY", "").strip(),
         allowed_clients=_list(env.get("ALERTIK_CURVE_ALLOWED_CLIENTS", "")),
+        allow_any=_boolean(env, "ALERTIK_CURVE_ALLOW_ANY", False),
     )
     for name, key in (
         ("ALERTIK_CURVE_SECRET_KEY", curve.secret_key),
         ("ALERTIK_CURVE_SERVER_KEY", curve.server_key),
         *(("ALERTIK_CURVE_ALLOWED_CLIENTS", k) for k in curve.allowed_clients),
     ):
-        if key and len(key) != 40:
+        if key and not _is_z85_key(key):
             raise ConfigError(
                 name,
-                "is not a 40-character Z85 CURVE key; make one with alertik keygen",
+                "is not a Z85 CURVE key (40 characters); make one with alertik keygen",
             )
     if (curve.server_key or curve.allowed_clients) and not curve.secret_key:
         raise ConfigError(

@@ -1,17 +1,44 @@
-"""Stage lifecycle: logging set-up, the stop flag, and main()'s exit codes."""
+"""One skeleton for every stage: open, loop, bounded drain, stop.
+
+A stage is a ``Stage``: it opens its sockets through a ``Wiring``, handles one
+turn of work at a time, says what is still pending, reports its counters and
+leaves the closing to the ``Wiring``'s ``ExitStack``. ``serve()`` owns the rest,
+the same for every stage:
+
+1. open the stage (a configuration error closes what was opened and raises);
+2. log ``<stage> listening on ...``;
+3. poll, hand what is ready to ``stage.turn()``; write the status file every
+   STATUS_EVERY seconds (``alertik health`` reads it); stop when the flag is
+   set or the parent process went away;
+4. log ``stopping (SIGNAL)``; ``stage.quiesce()`` (no new input from outside);
+5. drain: keep turning until the stage is idle with nothing pending, at most
+   ``ALERTIK_DRAIN_SECONDS`` (a second signal skips it), and say so in one error
+   line when the deadline cut it off;
+6. ``stage.finish(deadline)``, then close everything in reverse order of
+   opening: PUSH sockets flush what they hold for ``LINGER_MS``;
+7. log ``stopped: name=value ...``.
+
+``run_stage()`` is each stage's ``main()``: configuration, logging, signals,
+``serve()``, and the exit code (0 clean, 1 crash, 2 configuration error).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from typing import Any, ClassVar, TypeVar
 
-from alertik.common import sockets
-from alertik.common.config import Config, ConfigError, load
+import zmq
+
+from alertik.common import sockets, status
+from alertik.common.config import ENDPOINT_VARIABLES, Config, ConfigError
+from alertik.common.throttle import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +46,13 @@ LOG_FORMAT = "%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
 
 # SIGTERM: supervisord and docker stop; SIGINT: Ctrl-C in a terminal.
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# While draining, input silent this long means the stage has caught up.
+DRAIN_IDLE_MS = 50
+# How often the status file (liveness and counters) is rewritten.
+STATUS_EVERY = 1.0
+
+T = TypeVar("T")
+Ready = Mapping[Any, int]  # what poll() reported: socket or fd -> events
 
 
 class StopFlag:
@@ -32,14 +66,16 @@ class StopFlag:
     def is_set(self) -> bool:
         return self._event.is_set()
 
-    def set(self) -> None:
+    def set(self, why: str = "") -> None:
+        if why and not self.signal_name:
+            self.signal_name = why
         self._event.set()
 
     def wait(self, timeout: float) -> bool:
         return self._event.wait(timeout)
 
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        """Signal handler: only records; the loops notice within POLL_MS."""
+    def handle(self, signum: int, frame: object) -> None:
+        """Signal handler: only records; the loop notices within POLL_MS."""
         if self._event.is_set():
             self.force = True
         self.signal_name = signal.Signals(signum).name
@@ -68,8 +104,196 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level)
 
 
-def run_stage(name: str, run: Callable[[Config, StopFlag], None]) -> int:
-    """A stage's main(): load config, log, handle signals, run; an exit code."""
+class Wiring:
+    """Opens a stage's sockets and resources; all close together, in reverse.
+
+    Endpoints are named as in ``Config.endpoints``; one that ZeroMQ cannot use
+    is a ConfigError naming its variable (or ALERTIK_RUN_DIR for the default
+    ipc socket under it). Sockets given to ``watch()`` are polled by serve().
+    """
+
+    def __init__(self, cfg: Config, ctx: sockets.Context, stack: ExitStack) -> None:
+        self.cfg = cfg
+        self.ctx = ctx
+        self.stack = stack
+        self.poller = zmq.Poller()
+        self.security = sockets.Security.of(cfg.curve)
+        if self.security.enabled:
+            log.info("%s", self.security.describe())
+        self._monitors: dict[Any, tuple[str, Callable[[int], None] | None]] = {}
+        self.handshakes = Throttled(log, "handshakes failed")
+
+    def _make(self, name: str, make: Callable[..., zmq.Socket[bytes]]) -> Any:
+        endpoint: str = getattr(self.cfg.endpoints, name)
+        variable, file = ENDPOINT_VARIABLES[name]
+        try:
+            sock = make(self.ctx, endpoint, self.security)
+        except zmq.ZMQError as exc:
+            if endpoint == "ipc://" + os.path.join(self.cfg.run_dir, file):
+                variable = "ALERTIK_RUN_DIR"
+            raise ConfigError(
+                variable, f"cannot use {endpoint}: {exc.strerror or exc}"
+            ) from None
+        except sockets.OpenToAnyone as exc:
+            raise ConfigError("ALERTIK_CURVE_ALLOWED_CLIENTS", str(exc)) from None
+        return self.hold(sock)
+
+    def pull(self, name: str) -> zmq.Socket[bytes]:
+        """A PULL bound to the endpoint of name, polled for input."""
+        sock: zmq.Socket[bytes] = self._make(name, sockets.bind_pull)
+        self.watch(sock)
+        return sock
+
+    def tap(self, name: str) -> zmq.Socket[bytes]:
+        """A PUB for live taps, bound to the endpoint of name."""
+        sock: zmq.Socket[bytes] = self._make(name, sockets.bind_tap)
+        return sock
+
+    def push(
+        self, name: str, on_event: Callable[[int], None] | None = None
+    ) -> zmq.Socket[bytes]:
+        """A PUSH connected to the stage whose input is name.
+
+        Its connection is watched when on_event wants to hear of it, or when
+        it crosses hosts: a refused CURVE handshake is then logged here
+        instead of showing only as a queue that never empties.
+        """
+        sock: zmq.Socket[bytes] = self._make(name, sockets.connect_push)
+        endpoint: str = getattr(self.cfg.endpoints, name)
+        if on_event is not None or endpoint.startswith("tcp://"):
+            mon = self.hold(sockets.monitor(sock))
+            self._monitors[mon] = (endpoint, on_event)
+            self.watch(mon)
+        return sock
+
+    def hold(self, resource: T) -> T:
+        """Close resource (anything with close()) when the stage closes."""
+        self.stack.callback(resource.close)  # type: ignore[attr-defined]
+        return resource
+
+    def watch(self, sock: Any, flags: int = zmq.POLLIN) -> None:
+        self.poller.register(sock, flags)
+
+    def unwatch(self, sock: Any) -> None:
+        self.poller.unregister(sock)
+
+    def poll(self, timeout_ms: float) -> dict[Any, int]:
+        """Poll, and deal with connection events; what the stage should see."""
+        ready = dict(self.poller.poll(max(0, round(timeout_ms))))
+        for mon in [m for m in self._monitors if m in ready]:
+            del ready[mon]
+            endpoint, on_event = self._monitors[mon]
+            event = sockets.monitor_event(mon)
+            if event in sockets.HANDSHAKE_FAILED:
+                self.handshakes.hit(
+                    f"with {endpoint}: {sockets.HANDSHAKE_FAILED[event]}"
+                )
+            if on_event is not None:
+                on_event(event)
+        return ready
+
+    def stop_watching_connections(self) -> None:
+        for mon in self._monitors:
+            self.poller.unregister(mon)
+        self._monitors.clear()
+
+
+class Stage:
+    """What serve() needs from a stage; the defaults suit a simple relay."""
+
+    name: ClassVar[str]
+    stop: StopFlag  # set by serve() before open()
+
+    def open(self, wiring: Wiring) -> None:
+        """Open sockets and files through wiring (ConfigError if unusable)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """The endpoints, for the ``listening on`` line."""
+        raise NotImplementedError
+
+    def turn(self, ready: Ready) -> int:
+        """Handle what poll() reported (and any due timers); work items done."""
+        raise NotImplementedError
+
+    def wait_ms(self) -> float:
+        """How long the next poll may wait before turn() is due anyway."""
+        return sockets.POLL_MS
+
+    def quiesce(self) -> None:
+        """Stop taking new input from outside; what is queued is still handled."""
+
+    def pending(self) -> int:
+        """Items accepted but not yet passed on (0 when turn() passes all on)."""
+        return 0
+
+    def finish(self, deadline: float) -> None:
+        """Last work after the drain, until the monotonic deadline."""
+
+    def counters(self) -> dict[str, int]:
+        """Totals for the ``stopped`` line and the status file, in that order."""
+        raise NotImplementedError
+
+
+def serve(
+    stage: Stage, cfg: Config, stop: StopFlag, *, parent: int | None = None
+) -> None:
+    """Run stage until stop is set (or parent, a pid, is gone), then drain."""
+    with zmq.Context() as ctx, ExitStack() as stack:
+        wiring = Wiring(cfg, ctx, stack)
+        stage.stop = stop
+        stage.open(wiring)
+        log.info("%s listening on %s", stage.name, stage.describe())
+        reporter = status.Reporter(cfg.run_dir, stage.name)
+        next_status = 0.0
+        while not stop.is_set():
+            stage.turn(wiring.poll(min(sockets.POLL_MS, stage.wait_ms())))
+            now = time.monotonic()
+            if now >= next_status:
+                next_status = now + STATUS_EVERY
+                reporter.write(stage.counters())
+                if parent is not None and os.getppid() != parent:
+                    log.warning("parent process %d went away", parent)
+                    stop.set("parent gone")
+        log.info("stopping (%s)", stop.signal_name or "requested")
+        wiring.stop_watching_connections()
+        stage.quiesce()
+        deadline = time.monotonic() + (0.0 if stop.force else cfg.drain_seconds)
+        _drain(stage, wiring, deadline, stop)
+        stage.finish(deadline)
+        wiring.handshakes.flush()
+        counters = stage.counters()
+        reporter.remove()
+    # The ExitStack closed the sockets (PUSHes flushed within their linger).
+    log.info(
+        "stopped: %s", " ".join(f"{name}={value}" for name, value in counters.items())
+    )
+
+
+def _drain(stage: Stage, wiring: Wiring, deadline: float, stop: StopFlag) -> None:
+    """Turn until idle with nothing pending, or until the deadline."""
+    while True:
+        remaining = deadline - time.monotonic()
+        out_of_time = remaining <= 0 or stop.force
+        wait = 0.0 if out_of_time else min(DRAIN_IDLE_MS, remaining * 1000)
+        if stage.turn(wiring.poll(min(wait, stage.wait_ms()))) == 0:
+            if stage.pending() == 0:
+                return
+        if out_of_time:
+            break
+    log.error(
+        "drain cut off by %s: input was still arriving, %d items pending",
+        "a second signal"
+        if stop.force
+        else f"ALERTIK_DRAIN_SECONDS={wiring.cfg.drain_seconds:g}",
+        stage.pending(),
+    )
+
+
+def run_stage(stage: Callable[[Config], Stage]) -> int:
+    """A stage's main(): load config, log, handle signals, serve; an exit code."""
+    from alertik.common.config import load
+
     try:
         cfg = load()
     except ConfigError as exc:
@@ -77,10 +301,12 @@ def run_stage(name: str, run: Callable[[Config, StopFlag], None]) -> int:
         return 2
     setup_logging(cfg.log_level)
     stop = StopFlag()
+    name = "stage"
     with capture_signals(stop):
         try:
-            sockets.configure_security(cfg.curve)
-            run(cfg, stop)
+            made = stage(cfg)
+            name = made.name
+            serve(made, cfg, stop, parent=os.getppid())
         except ConfigError as exc:
             log.error("%s: configuration error: %s", name, exc)
             return 2

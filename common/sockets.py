@@ -31,18 +31,9 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
 import zmq
-from zmq.utils import z85
-
-from alertik.common.config import (
-    ENDPOINT_VARIABLES,
-    Config,
-    ConfigError,
-    Curve,
-)
 
 if TYPE_CHECKING:
     from alertik.common.zap import Zap
@@ -64,73 +55,93 @@ POLL_MS = 200
 TAP_HWM = 1000
 # The ZAP domain of alertik's CURVE servers; the handler answers only for it.
 ZAP_DOMAIN = "alertik"
-# Distinct refused peers logged one by one; past that only the throttled count
-# goes on, so a scan of random keys cannot grow memory or flood the log.
-MAX_REFUSED_LOGGED = 1000
 # Events a tap reader's monitor reports: enough to say connected, lost, refused.
 MONITOR_EVENTS = (
     zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_DISCONNECTED
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
+# What a failed handshake most likely means, for the log of the side that
+# connects (the server only sees a client it cannot decrypt or admit).
+HANDSHAKE_FAILED: dict[int, str] = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "refused by the server: this public key is "
+    "not in its ALERTIK_CURVE_ALLOWED_CLIENTS",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the peer speaks another security "
+    "mechanism or key: check ALERTIK_CURVE_SECRET_KEY and ALERTIK_CURVE_SERVER_KEY "
+    "on both sides",
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the peer closed the handshake: check "
+    "ALERTIK_CURVE_SERVER_KEY (the server's public key) and the CURVE settings on "
+    "both sides",
+}
 
 Context = zmq.Context[zmq.Socket[bytes]]
 
 
-class _Keys:
-    """This process's CURVE material, decoded once by configure_security()."""
+class OpenToAnyone(Exception):
+    """A CURVE server without an allow-list: encrypted, but anyone gets in."""
 
-    def __init__(self, curve: Curve) -> None:
-        self.secret = _key("ALERTIK_CURVE_SECRET_KEY", curve.secret_key)
-        self.public = zmq.curve_public(self.secret)
-        self.server = (
-            _key("ALERTIK_CURVE_SERVER_KEY", curve.server_key)
-            if curve.server_key
-            else self.public
+
+class Security:
+    """This process's CURVE material for tcp:// sockets; None keys means off.
+
+    Keys are Z85 text, already checked by the configuration. Servers admit only
+    ``allowed`` (plus our own public key, so stages sharing a key pair talk to
+    each other); ``allowed`` None with ``allow_any`` admits any client that
+    knows our public key, and without ``allow_any`` refuses to bind.
+    """
+
+    def __init__(
+        self,
+        secret: str = "",
+        server: str = "",
+        allowed: tuple[str, ...] = (),
+        allow_any: bool = False,
+    ) -> None:
+        self.enabled = bool(secret)
+        self.secret = secret.encode("ascii")
+        self.public = zmq.curve_public(self.secret) if secret else b""
+        self.server = server.encode("ascii") if server else self.public
+        self.allowed: frozenset[bytes] | None = (
+            frozenset([k.encode("ascii") for k in allowed] + [self.public])
+            if allowed
+            else None
         )
-        clients = [
-            _key("ALERTIK_CURVE_ALLOWED_CLIENTS", k) for k in curve.allowed_clients
-        ]
-        # Our own key is always let in: stages that share a key pair talk to
-        # each other over tcp:// without listing themselves.
-        self.allowed = frozenset(clients + [self.public]) if clients else None
+        self.allow_any = allow_any
 
-
-def _key(variable: str, text: str) -> bytes:
-    """A Z85 key as bytes, checked: 40 characters that decode to 32 bytes."""
-    data = text.encode("ascii", "replace")
-    try:
-        if len(data) == 40 and len(z85.decode(data)) == 32:
-            return data
-    except (KeyError, ValueError):
-        pass
-    raise ConfigError(variable, "is not a Z85 CURVE key; make one with alertik keygen")
-
-
-_keys: _Keys | None = None
-
-
-def configure_security(curve: Curve) -> None:
-    """Set this process's CURVE keys for every tcp:// socket made afterwards."""
-    global _keys
-    if not curve.enabled:
-        _keys = None
-        return
-    if not zmq.has("curve"):
-        raise ConfigError(
-            "ALERTIK_CURVE_SECRET_KEY",
-            "is set but this libzmq was built without CURVE; unset it or "
-            "install a pyzmq wheel",
+    @classmethod
+    def of(cls, curve: _Curve) -> Security:
+        """From the configuration's Curve section."""
+        return cls(
+            curve.secret_key, curve.server_key, curve.allowed_clients, curve.allow_any
         )
-    _keys = _Keys(curve)
-    log.info(
-        "CURVE on for tcp:// links: public key %s, %s",
-        _keys.public.decode(),
-        f"{len(curve.allowed_clients)} allowed clients"
-        if _keys.allowed is not None
-        else "any client that knows this public key is allowed",
-    )
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return "CURVE off"
+        who = (
+            f"{len(self.allowed) - 1} allowed clients"
+            if self.allowed is not None
+            else "any client that knows this public key"
+        )
+        return f"CURVE on for tcp:// links: public key {self.public.decode()}, {who}"
+
+
+class _Curve(Protocol):
+    """The configuration's CURVE section (this module reads no variables)."""
+
+    @property
+    def secret_key(self) -> str: ...
+    @property
+    def server_key(self) -> str: ...
+    @property
+    def allowed_clients(self) -> tuple[str, ...]: ...
+    @property
+    def allow_any(self) -> bool: ...
+
+
+NO_SECURITY = Security()
 
 
 def endpoint_host(endpoint: str) -> str | None:
@@ -186,7 +197,7 @@ def _acquire_zap(ctx: Context, allowed: frozenset[bytes]) -> Zap:
     with _zaps_lock:
         zap = _zaps.get(id(ctx))
         if zap is None:
-            zap = _zaps[id(ctx)] = Zap(ctx, allowed)
+            zap = _zaps[id(ctx)] = Zap(ctx, allowed, ZAP_DOMAIN)
         zap.users += 1
         return zap
 
@@ -220,13 +231,12 @@ class _ServerSocket(zmq.Socket[bytes]):
             _release_zap(ctx, zap)
 
 
-def _bound(ctx: Context, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+def _bound(ctx: Context, kind: int, endpoint: str, keys: Security) -> zmq.Socket[bytes]:
     """A socket of kind bound to endpoint, secured when it is tcp://."""
     _prepare_ipc(endpoint)
-    keys = _keys
     if not endpoint.startswith("tcp://"):
         sock = ctx.socket(kind)
-    elif keys is None:
+    elif not keys.enabled:
         if not is_loopback(endpoint):
             log.warning(
                 "%s is open to the network without CURVE: anyone who reaches it "
@@ -236,6 +246,11 @@ def _bound(ctx: Context, kind: int, endpoint: str) -> zmq.Socket[bytes]:
         sock = ctx.socket(kind)
         sock.setsockopt(zmq.IPV6, _ipv6(endpoint))
     else:
+        if keys.allowed is None and not keys.allow_any:
+            raise OpenToAnyone(
+                f"is not set, so any client with the public key could use {endpoint}; "
+                "list the clients' public keys, or set ALERTIK_CURVE_ALLOW_ANY=yes"
+            )
         server = ctx.socket(kind, socket_class=_ServerSocket)
         server.setsockopt(zmq.IPV6, _ipv6(endpoint))
         server.setsockopt(zmq.CURVE_SERVER, 1)
@@ -253,13 +268,14 @@ def _bound(ctx: Context, kind: int, endpoint: str) -> zmq.Socket[bytes]:
     return sock
 
 
-def _connected(ctx: Context, kind: int, endpoint: str) -> zmq.Socket[bytes]:
+def _connected(
+    ctx: Context, kind: int, endpoint: str, keys: Security
+) -> zmq.Socket[bytes]:
     """A socket of kind, made a CURVE client when endpoint is tcp://."""
     sock = ctx.socket(kind)
-    keys = _keys
     if endpoint.startswith("tcp://"):
         sock.setsockopt(zmq.IPV6, _ipv6(endpoint))
-        if keys is not None:
+        if keys.enabled:
             sock.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
             sock.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
             sock.setsockopt(zmq.CURVE_SERVERKEY, keys.server)
@@ -274,17 +290,17 @@ def _prepare_ipc(endpoint: str) -> None:
             os.makedirs(directory, mode=0o700, exist_ok=True)
 
 
-def bind_pull(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
+def bind_pull(ctx: Context, endpoint: str, security: Security) -> zmq.Socket[bytes]:
     """A PULL socket bound to endpoint (``tcp://127.0.0.1:*`` picks a port)."""
-    sock = _bound(ctx, zmq.PULL, endpoint)
+    sock = _bound(ctx, zmq.PULL, endpoint, security)
     sock.setsockopt(zmq.RCVHWM, RCVHWM)
     sock.setsockopt(zmq.LINGER, 0)
     return sock
 
 
-def connect_push(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
+def connect_push(ctx: Context, endpoint: str, security: Security) -> zmq.Socket[bytes]:
     """A PUSH socket connected to a downstream stage's input."""
-    sock = _connected(ctx, zmq.PUSH, endpoint)
+    sock = _connected(ctx, zmq.PUSH, endpoint, security)
     sock.setsockopt(zmq.SNDHWM, SNDHWM)
     sock.setsockopt(zmq.LINGER, LINGER_MS)
     # Messages wait for a peer that is not up yet instead of being dropped.
@@ -293,17 +309,17 @@ def connect_push(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
     return sock
 
 
-def bind_tap(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
+def bind_tap(ctx: Context, endpoint: str, security: Security) -> zmq.Socket[bytes]:
     """A PUB socket for live taps; with no subscriber, sends cost next to nothing."""
-    sock = _bound(ctx, zmq.PUB, endpoint)
+    sock = _bound(ctx, zmq.PUB, endpoint, security)
     sock.setsockopt(zmq.SNDHWM, TAP_HWM)
     sock.setsockopt(zmq.LINGER, 0)
     return sock
 
 
-def connect_tap(ctx: Context, endpoint: str) -> zmq.Socket[bytes]:
+def connect_tap(ctx: Context, endpoint: str, security: Security) -> zmq.Socket[bytes]:
     """A SUB socket reading everything a stage publishes on its tap."""
-    sock = _connected(ctx, zmq.SUB, endpoint)
+    sock = _connected(ctx, zmq.SUB, endpoint, security)
     sock.setsockopt(zmq.RCVHWM, TAP_HWM)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
@@ -342,22 +358,3 @@ def publish(tap: zmq.Socket[bytes], payload: bytes) -> None:
         tap.send(payload, zmq.NOBLOCK)
     except zmq.Again:
         pass
-
-
-T = TypeVar("T")
-
-
-def usable(cfg: Config, name: str, make: Callable[[str], T]) -> T:
-    """make(cfg.endpoints.<name>); an endpoint ZeroMQ cannot use is a
-    ConfigError naming its variable, or ALERTIK_RUN_DIR for the default ipc
-    socket under it (too long a path, a directory we cannot write)."""
-    endpoint: str = getattr(cfg.endpoints, name)
-    try:
-        return make(endpoint)
-    except zmq.ZMQError as exc:
-        variable, file = ENDPOINT_VARIABLES[name]
-        if endpoint == "ipc://" + os.path.join(cfg.run_dir, file):
-            variable = "ALERTIK_RUN_DIR"
-        raise ConfigError(
-            variable, f"cannot use {endpoint}: {exc.strerror or exc}"
-        ) from None

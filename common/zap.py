@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import logging
 
+import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from alertik.common.sockets import MAX_REFUSED_LOGGED, ZAP_DOMAIN, Context
+from alertik.common.net import unmapped
 from alertik.common.throttle import Throttled
 
 log = logging.getLogger("alertik.common.sockets")
+
+# Distinct refused peers logged one by one; past that only the throttled count
+# goes on, so a scan of random keys cannot grow memory or flood the log.
+MAX_REFUSED_LOGGED = 1000
+
+Context = zmq.Context[zmq.Socket[bytes]]
 
 
 class Refusals:
@@ -53,18 +60,15 @@ class Authenticator(ThreadAuthenticator):
         # Frame 3 of a ZAP request is the peer's IP address; one request is
         # handled at a time, so the callback that follows reads this one.
         peer = msg[3].decode("ascii", "replace") if len(msg) > 3 else ""
-        # An IPv4 peer of a dual-stack socket, shown as plain IPv4.
-        if peer.startswith("::ffff:") and "." in peer:
-            peer = peer[len("::ffff:") :]
-        self.refusals.peer = peer
+        self.refusals.peer = unmapped(peer)
         await super().handle_zap_message(msg)
 
 
 class Zap:
     """One running ZAP handler and the number of CURVE servers that use it."""
 
-    def __init__(self, ctx: Context, allowed: frozenset[bytes]) -> None:
+    def __init__(self, ctx: Context, allowed: frozenset[bytes], domain: str) -> None:
         self.auth = Authenticator(ctx, Refusals(allowed))
-        self.auth.configure_curve_callback(ZAP_DOMAIN, self.auth.refusals)
+        self.auth.configure_curve_callback(domain, self.auth.refusals)
         self.auth.start()
         self.users = 0

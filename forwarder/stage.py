@@ -5,23 +5,15 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from functools import partial
 from typing import Protocol
 
 import msgspec
 import zmq
 
+from alertik.common import sockets
 from alertik.common.config import Config, ConfigError, ForwarderConfig
-from alertik.common.lifecycle import StopFlag
+from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
 from alertik.common.schema import EVENT_DECODER
-from alertik.common.sockets import (
-    POLL_MS,
-    bind_pull,
-    bind_tap,
-    bound_endpoint,
-    publish,
-    usable,
-)
 from alertik.common.throttle import Throttled
 from alertik.forwarder.resolve import (
     Target,
@@ -40,8 +32,6 @@ BATCH = 1000
 # At start-up, how long input waits for the first lookup of FORWARD_HOST, so
 # the first datagrams are not dropped while a literal address is "resolved".
 FIRST_LOOKUP_WAIT_SECONDS = 1.0
-# While draining: input silent this long (ingest has stopped) means done.
-DRAIN_IDLE_MS = POLL_MS
 # How much of a malformed message a warning shows.
 REPR_BYTES = 64
 
@@ -83,32 +73,70 @@ def make_sender(fwd: ForwarderConfig) -> UdpSender | TcpSender:
     return UdpSender(Target(name, lookup, fwd.resolve_seconds))
 
 
-class Relay:
+class Forwarder(Stage):
     """Moves events from the input socket to the sender and the tap."""
 
-    def __init__(
-        self, inbox: zmq.Socket[bytes], tap: zmq.Socket[bytes], sender: Sender
-    ) -> None:
-        self.inbox = inbox
-        self.tap = tap
-        self.sender = sender
+    name = "forwarder"
+
+    def __init__(self, cfg: Config) -> None:
+        if cfg.forwarder is None:
+            raise ConfigError(
+                "FORWARD_HOST",
+                "is not set; the forwarder needs FORWARD_HOST and FORWARD_PORT",
+            )
+        self.fwd = cfg.forwarder
         self.skipped = Throttled(log, "malformed messages skipped")
-        self._poller = zmq.Poller()
-        self._poller.register(inbox, zmq.POLLIN)
         self._watched: tuple[int, int] | None = None
 
-    def turn(self, timeout_ms: float) -> int:
-        """Wait up to timeout_ms, then take input and let the sender work."""
-        now = time.monotonic()
-        due = self.sender.due_in(now)
-        if due is not None:
-            timeout_ms = min(timeout_ms, due * 1000)
-        ready = dict(self._poller.poll(max(0, round(timeout_ms))))
+    def open(self, wiring: Wiring) -> None:
+        # Registered first, so closed last: what the sender holds is written
+        # after the input is closed.
+        self.sender: Sender = make_sender(self.fwd)
+        wiring.stack.callback(self._close_sender)
+        self.wiring = wiring
+        self.inbox = wiring.pull("forwarder")
+        self.tap = wiring.tap("forwarder_tap")
+        self.sender.target.wait_first(FIRST_LOOKUP_WAIT_SECONDS, self.stop.is_set)
+
+    def _close_sender(self) -> None:
+        self.sender.flush()
+        self.sender.close()
+
+    def describe(self) -> str:
+        return (
+            f"{sockets.bound_endpoint(self.inbox)} "
+            f"(tap {sockets.bound_endpoint(self.tap)}), forwarding to "
+            f"{display_name(self.fwd.host, self.fwd.port)} over "
+            f"{self.fwd.protocol.upper()}"
+        )
+
+    def wait_ms(self) -> float:
+        due = self.sender.due_in(time.monotonic())
+        return sockets.POLL_MS if due is None else min(sockets.POLL_MS, due * 1000)
+
+    def turn(self, ready: Ready) -> int:
         taken = self.take() if self.inbox in ready else 0
         revents = ready.get(self._watched[0], 0) if self._watched else 0
         self.sender.service(time.monotonic(), revents)
         self._watch(self.sender.watch())
         return taken
+
+    def pending(self) -> int:
+        return self.sender.pending
+
+    def finish(self, deadline: float) -> None:
+        cut = self.sender.pending
+        if cut:
+            self.sender.dropped += cut
+            log.error("drain cut off: %d frames not written to the target", cut)
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "forwarded": self.sender.forwarded,
+            "dropped": self.sender.dropped,
+            "skipped": self.skipped.total,
+            "refused": self.sender.refused,
+        }
 
     def take(self) -> int:
         """Hand up to BATCH waiting events to the sender; how many were read."""
@@ -125,70 +153,19 @@ class Relay:
                 self.skipped.hit(f"{exc}: {message[:REPR_BYTES]!r}")
                 continue
             if self.sender.send(event.raw):
-                publish(self.tap, message)
+                sockets.publish(self.tap, message)
         return count
 
     def _watch(self, wanted: tuple[int, int] | None) -> None:
         if wanted == self._watched:
             return
         if self._watched is not None:
-            self._poller.unregister(self._watched[0])
+            self.wiring.unwatch(self._watched[0])
         if wanted is not None:
-            self._poller.register(wanted[0], wanted[1])
+            self.wiring.watch(wanted[0], wanted[1])
         self._watched = wanted
 
 
 def run(cfg: Config, stop: StopFlag) -> None:
     """Forward every event's raw bytes until stop is set, then drain."""
-    fwd = cfg.forwarder
-    if fwd is None:
-        raise ConfigError(
-            "FORWARD_HOST",
-            "is not set; the forwarder needs FORWARD_HOST and FORWARD_PORT",
-        )
-    sender = make_sender(fwd)
-    try:
-        with (
-            zmq.Context() as ctx,
-            usable(cfg, "forwarder", partial(bind_pull, ctx)) as inbox,
-            usable(cfg, "forwarder_tap", partial(bind_tap, ctx)) as tap,
-        ):
-            log.info(
-                "forwarder listening on %s (tap %s), forwarding to %s over %s",
-                bound_endpoint(inbox),
-                bound_endpoint(tap),
-                display_name(fwd.host, fwd.port),
-                fwd.protocol.upper(),
-            )
-            sender.target.wait_first(FIRST_LOOKUP_WAIT_SECONDS, stop.is_set)
-            relay = Relay(inbox, tap, sender)
-            while not stop.is_set():
-                relay.turn(POLL_MS)
-            log.info("stopping (%s)", stop.signal_name or "stop requested")
-            _drain(relay, cfg.drain_seconds, stop)
-    finally:
-        sender.flush()
-        sender.close()
-    log.info(
-        "stopped: forwarded=%d dropped=%d skipped=%d refused=%d",
-        sender.forwarded,
-        sender.dropped,
-        relay.skipped.total,
-        sender.refused,
-    )
-
-
-def _drain(relay: Relay, seconds: float, stop: StopFlag) -> None:
-    """Take the input until it is idle and the sender has written everything."""
-    deadline = time.monotonic() + seconds
-    while not stop.force:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        taken = relay.turn(min(DRAIN_IDLE_MS, remaining * 1000))
-        if taken == 0 and relay.sender.pending == 0:
-            return
-    cut = relay.sender.pending
-    if cut:
-        relay.sender.dropped += cut
-        log.error("drain cut off: %d frames not written to the target", cut)
+    serve(Forwarder(cfg), cfg, stop)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 
 from alertik.common.lifecycle import run_stage
-from alertik.ingest.stage import run
+from alertik.ingest.stage import Ingest
 
 
 def main() -> int:
-    return run_stage("ingest", run)
+    """Run the ingest until SIGTERM; the exit code."""
+    return run_stage(Ingest)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,6 @@ log = logging.getLogger(__name__)
 _NO_IPV6 = (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT)
 
 
-def peer_host(addr: str) -> str:
-    """An IPv4 peer seen through a dual-stack socket, shown as plain IPv4."""
-    return addr[7:] if addr.startswith("::ffff:") and "." in addr else addr
-
-
 def open_socket(bind: str, port: int, kind: socket.SocketKind) -> socket.socket:
     """A bound socket; ``::`` takes IPv4 too, and falls back to 0.0.0.0
     where IPv6 is absent (no module) or disabled (no address)."""

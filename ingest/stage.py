@@ -18,11 +18,13 @@ import zmq
 
 from alertik.common import sockets
 from alertik.common.config import Config, ConfigError, IngestConfig
-from alertik.common.lifecycle import StopFlag
+from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
+from alertik.common.net import host_port, unmapped
 from alertik.common.schema import ENCODER, SyslogEvent
+from alertik.common.text import truncate_utf8
 from alertik.common.throttle import Throttled
 from alertik.ingest.allow import AllowList
-from alertik.ingest.listen import open_socket, peer_host
+from alertik.ingest.listen import open_socket
 from alertik.ingest.tcp import TcpListener
 
 log = logging.getLogger(__name__)
@@ -59,21 +61,6 @@ COALESCE_FROM = 4
 COALESCE_SECONDS = 0.001
 
 
-def truncate_utf8(data: bytes, limit: int) -> bytes:
-    """Cut data to at most limit bytes without splitting a UTF-8 sequence."""
-    if len(data) <= limit:
-        return data
-    # data[limit] is the first byte cut off; if it continues a character,
-    # step back to that character's lead byte (UTF-8 has at most 3
-    # continuation bytes) and cut before it.
-    cut = limit
-    while cut > limit - 4 and cut > 0 and data[cut] & 0xC0 == 0x80:
-        cut -= 1
-    if data[cut] & 0xC0 == 0x80:
-        return data[:limit]  # not UTF-8 at all: any cut will do
-    return data[:cut]
-
-
 def open_udp(cfg: IngestConfig) -> socket.socket:
     """Bind the UDP listener with a large kernel buffer, non-blocking."""
     sock = open_socket(cfg.bind, cfg.udp_port, socket.SOCK_DGRAM)
@@ -101,7 +88,7 @@ def open_udp(cfg: IngestConfig) -> socket.socket:
 
 def listen_error(kind: str, bind: str, port: int, exc: OSError) -> ConfigError:
     """Why a listener could not bind, naming the variable to change."""
-    shown = f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
+    shown = host_port(bind, port)
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.EADDRINUSE, errno.EACCES):
         variable = "ALERTIK_UDP_PORT" if kind == "udp" else "ALERTIK_TCP_PORT"
@@ -117,63 +104,99 @@ def listen_error(kind: str, bind: str, port: int, exc: OSError) -> ConfigError:
     )
 
 
-class Ingest:
-    """Holds the sockets and counters of one ingest process."""
+class Ingest(Stage):
+    """Receives syslog over UDP (and TCP) and pushes each message on."""
 
-    def __init__(self, cfg: Config, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+    name = "ingest"
+
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.node = cfg.ingest.node_name
         self.pid = os.getpid()
         self.max_bytes = cfg.ingest.max_message_bytes
         self.allow = AllowList(cfg.ingest.allow_from)
-        self.to_matcher: zmq.Socket[bytes]
         self.to_forwarder: zmq.Socket[bytes] | None = None
-        self.tap: zmq.Socket[bytes]
         self.tcp: TcpListener | None = None
-        self._sockets: list[zmq.Socket[bytes]] = []  # to close, in order
-        try:
-            self.udp = open_udp(cfg.ingest)
-        except OSError as exc:
-            raise listen_error(
-                "udp", cfg.ingest.bind, cfg.ingest.udp_port, exc
-            ) from None
-        try:
-            self._connect(cfg, ctx)
-        except BaseException:
-            self.close()
-            raise
         self.seq = 0
         self.dropped = Throttled(log, "events dropped: matcher queue full")
         self.fwd_dropped = Throttled(log, "events not forwarded: forwarder queue full")
         self.truncated = Throttled(log, "oversize messages truncated")
         self.refused = Throttled(log, "datagrams refused by ALERTIK_ALLOW_FROM")
 
-    def _connect(self, cfg: Config, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
-        """The ZeroMQ sockets and the TCP listener; a ConfigError if unusable."""
-        self.tap = sockets.usable(cfg, "ingest_tap", lambda e: sockets.bind_tap(ctx, e))
-        self._sockets.append(self.tap)
-        self.to_matcher = sockets.usable(
-            cfg, "matcher", lambda e: sockets.connect_push(ctx, e)
-        )
-        self._sockets.append(self.to_matcher)
+    def open(self, wiring: Wiring) -> None:
+        cfg = self.cfg
+        self.tap = wiring.tap("ingest_tap")
+        self.to_matcher = wiring.push("matcher")
         if cfg.forwarder is not None:
-            self.to_forwarder = sockets.usable(
-                cfg, "forwarder", lambda e: sockets.connect_push(ctx, e)
-            )
-            self._sockets.append(self.to_forwarder)
+            self.to_forwarder = wiring.push("forwarder")
+        # Opened last, so closed first: no new input while the PUSHes flush.
+        try:
+            self.udp = wiring.hold(open_udp(cfg.ingest))
+        except OSError as exc:
+            raise listen_error(
+                "udp", cfg.ingest.bind, cfg.ingest.udp_port, exc
+            ) from None
+        self.udp_fd = self.udp.fileno()
+        wiring.watch(self.udp_fd)
         if cfg.ingest.tcp_port is not None:
             try:
-                self.tcp = TcpListener(
-                    cfg.ingest.bind,
-                    cfg.ingest.tcp_port,
-                    cfg.ingest,
-                    self.emit_tcp,
-                    self.allow.allows,
+                self.tcp = wiring.hold(
+                    TcpListener(
+                        cfg.ingest.bind,
+                        cfg.ingest.tcp_port,
+                        cfg.ingest,
+                        self.emit_tcp,
+                        self.allow.allows,
+                    )
                 )
             except OSError as exc:
                 raise listen_error(
                     "tcp", cfg.ingest.bind, cfg.ingest.tcp_port, exc
                 ) from None
+            self.tcp.register(wiring.poller)
+        if self.allow.open and not ipaddress.ip_address(cfg.ingest.bind).is_loopback:
+            log.warning(
+                "anyone who can reach this host can send alerts: set "
+                "ALERTIK_ALLOW_FROM to your routers' addresses"
+            )
+
+    def describe(self) -> str:
+        cfg = self.cfg
+        forwarder = ""
+        if self.to_forwarder is not None:
+            forwarder = f", to forwarder {cfg.endpoints.forwarder}"
+        return (
+            f"udp {host_port(*self.udp.getsockname()[:2])} (node {self.node}, "
+            f"to matcher {cfg.endpoints.matcher}{forwarder}, "
+            f"tap {sockets.bound_endpoint(self.tap)})"
+        )
+
+    def turn(self, ready: Ready) -> int:
+        done = 0
+        if self.udp_fd in ready:
+            done = self.read_udp()
+            if COALESCE_FROM <= done < BATCH:
+                time.sleep(COALESCE_SECONDS)
+        if self.tcp is not None:
+            if self.tcp.fileno() in ready:
+                done += self.tcp.handle_ready()
+            self.tcp.tick()
+        return done
+
+    # No quiesce(): what is already in the kernel buffer was sent to us, and
+    # the drain takes it until the buffer is empty or the drain time is up.
+
+    def finish(self, deadline: float) -> None:
+        for counter in (self.dropped, self.fwd_dropped, self.truncated, self.refused):
+            counter.flush()
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "received": self.seq,
+            "dropped": self.dropped.total,
+            "truncated": self.truncated.total,
+            "refused": self.refused.total,
+        }
 
     def emit(
         self,
@@ -245,7 +268,7 @@ class Ingest:
                 # e.g. ECONNREFUSED echoes; never fatal for a listener.
                 log.warning("udp receive error: %s", exc)
                 return n
-            host = peer_host(addr[0])
+            host = unmapped(addr[0])
             if check is not None and not check(host):
                 self.refused.hit(host)
                 continue
@@ -268,67 +291,7 @@ class Ingest:
             )
         return BATCH
 
-    def flush_counters(self) -> None:
-        for counter in (self.dropped, self.fwd_dropped, self.truncated, self.refused):
-            counter.flush()
-
-    def close(self) -> None:
-        """Close the listeners, then the sockets (PUSHes flush for LINGER_MS)."""
-        self.udp.close()
-        if self.tcp is not None:
-            self.tcp.close()
-        for sock in self._sockets:
-            sock.close()  # with the LINGER each was made with
-
-
-def _shown(address: tuple[str, int]) -> str:
-    host, port = address[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
 
 def run(cfg: Config, stop: StopFlag) -> None:
-    """Receive until stopped; then close the listeners and flush what is queued."""
-    with zmq.Context() as ctx:
-        ing = Ingest(cfg, ctx)
-        try:
-            log.info(
-                "ingest listening on udp %s (node %s, to matcher %s%s, tap %s)",
-                _shown(ing.udp.getsockname()),
-                ing.node,
-                cfg.endpoints.matcher,
-                f", to forwarder {cfg.endpoints.forwarder}" if ing.to_forwarder else "",
-                sockets.bound_endpoint(ing.tap),
-            )
-            if ing.allow.open and not ipaddress.ip_address(cfg.ingest.bind).is_loopback:
-                log.warning(
-                    "anyone who can reach this host can send alerts: set "
-                    "ALERTIK_ALLOW_FROM to your routers' addresses"
-                )
-            poller = zmq.Poller()
-            udp_fd = ing.udp.fileno()
-            poller.register(udp_fd, zmq.POLLIN)
-            if ing.tcp is not None:
-                ing.tcp.register(poller)
-            while not stop.is_set():
-                for fd, _ in poller.poll(sockets.POLL_MS):
-                    if fd == udp_fd:
-                        if COALESCE_FROM <= ing.read_udp() < BATCH:
-                            time.sleep(COALESCE_SECONDS)
-                    elif ing.tcp is not None:
-                        ing.tcp.handle_ready()
-                if ing.tcp is not None:
-                    ing.tcp.tick()
-            log.info("stopping (%s)", stop.signal_name or "requested")
-            # What is already in the kernel buffer was sent to us: take it.
-            while ing.read_udp() == BATCH and not stop.force:
-                pass
-            ing.flush_counters()
-            log.info(
-                "stopped: received=%d dropped=%d truncated=%d refused=%d",
-                ing.seq,
-                ing.dropped.total,
-                ing.truncated.total,
-                ing.refused.total,
-            )
-        finally:
-            ing.close()
+    """Receive until stopped; then drain what is queued (tests call this)."""
+    serve(Ingest(cfg), cfg, stop)

@@ -42,9 +42,10 @@ from typing import Any, Protocol
 import zmq
 
 from alertik.common.config import IngestConfig
+from alertik.common.net import unmapped
 from alertik.common.throttle import Throttled
 from alertik.ingest.framing import Frame, Framer
-from alertik.ingest.listen import open_socket, peer_host
+from alertik.ingest.listen import open_socket
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ class TcpListener:
                     self._next_tick = 0.0
                     return
                 raise
-            host, port = peer_host(str(addr[0])), int(addr[1])
+            host, port = unmapped(str(addr[0])), int(addr[1])
             if not self._allowed(host):
                 self.refused.hit(host)
                 sock.close()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 
 from alertik.common.lifecycle import run_stage
-from alertik.matcher.stage import run
+from alertik.matcher.stage import Matcher
 
 
 def main() -> int:
-    return run_stage("matcher", run)
+    """Run the matcher until SIGTERM; the exit code."""
+    return run_stage(Matcher)
 
 
 if __name__ == "__main__":

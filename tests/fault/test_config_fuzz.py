@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alertik import cli
 from alertik.common import config, sockets
-from alertik.common.config import NOTIFIERS, ConfigError, Curve
+from alertik.common.config import NOTIFIERS, ConfigError
 from tests.conftest import base_env
 
 pytestmark = pytest.mark.fault
@@ -51,6 +51,7 @@ VARIABLES = (
     "ALERTIK_ALLOW_FROM",
     "ALERTIK_BIND",
     "ALERTIK_CURVE_ALLOWED_CLIENTS",
+    "ALERTIK_CURVE_ALLOW_ANY",
     "ALERTIK_CURVE_SECRET_KEY",
     "ALERTIK_CURVE_SERVER_KEY",
     "ALERTIK_DIGEST_AFTER",
@@ -157,12 +158,10 @@ def check_in_process(env: dict[str, str]) -> tuple[int, str]:
         if code == 0:
             # What every stage does next: decode the CURVE keys.
             try:
-                sockets.configure_security(config.load().curve)
+                sockets.Security.of(config.load().curve)
             except ConfigError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 code = 2
-            finally:
-                sockets.configure_security(Curve())
     return code, err.getvalue()
 
 

@@ -22,7 +22,6 @@ import pytest
 import zmq
 
 from alertik.common import sockets
-from alertik.common.config import Curve
 from alertik.common.schema import ALERT_DECODER, Alert
 from tests.conftest import (
     Proc,
@@ -478,46 +477,37 @@ def test_with_curve_an_allowed_ingest_gets_through_and_other_keys_get_nothing(
     assert "stopped: handled=2 alerts=2" in matcher.output
 
 
-@pytest.fixture
-def no_curve() -> Iterator[None]:
-    """Leave this process's CURVE settings as they were: off."""
-    yield
-    sockets.configure_security(Curve())
-
-
 def test_closing_the_last_curve_server_socket_stops_the_zap_thread(
-    keys: dict[str, tuple[str, str]], no_curve: None
+    keys: dict[str, tuple[str, str]],
 ) -> None:
     """In-process: the ZAP thread lives exactly as long as the CURVE servers,
     so a stage's context terminates without hanging or leaking a thread."""
     before = threading.active_count()
-    sockets.configure_security(
-        Curve(secret_key=keys["server"][1], allowed_clients=(keys["client"][0],))
-    )
+    security = sockets.Security(keys["server"][1], allowed=(keys["client"][0],))
     with zmq.Context() as ctx:
-        pull = sockets.bind_pull(ctx, "tcp://127.0.0.1:*")
-        tap = sockets.bind_tap(ctx, "tcp://127.0.0.1:*")
+        pull = sockets.bind_pull(ctx, "tcp://127.0.0.1:*", security)
+        tap = sockets.bind_tap(ctx, "tcp://127.0.0.1:*", security)
         assert threading.active_count() == before + 1
         pull.close()
         assert threading.active_count() == before + 1  # the tap still uses it
         tap.close()
         assert threading.active_count() == before
     # Without an allow-list no ZAP thread is needed at all.
-    sockets.configure_security(Curve(secret_key=keys["server"][1]))
+    security = sockets.Security(keys["server"][1], allow_any=True)
     with zmq.Context() as ctx:
-        sockets.bind_pull(ctx, "tcp://127.0.0.1:*").close()
+        sockets.bind_pull(ctx, "tcp://127.0.0.1:*", security).close()
         assert threading.active_count() == before
 
 
 def test_binding_tcp_beyond_loopback_without_curve_warns_once_naming_keygen(
-    caplog: pytest.LogCaptureFixture, no_curve: None
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sockets.configure_security(Curve())
+    none = sockets.NO_SECURITY
     with zmq.Context() as ctx:
         with caplog.at_level("WARNING", logger="alertik.common.sockets"):
-            sockets.bind_pull(ctx, "tcp://127.0.0.1:*").close()
+            sockets.bind_pull(ctx, "tcp://127.0.0.1:*", none).close()
             assert caplog.messages == []
-            sockets.bind_pull(ctx, "tcp://0.0.0.0:*").close()
+            sockets.bind_pull(ctx, "tcp://0.0.0.0:*", none).close()
     assert len(caplog.messages) == 1
     assert "tcp://0.0.0.0:*" in caplog.messages[0]
     assert "alertik keygen" in caplog.messages[0]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from hypothesis import given, strategies as st
 
-from alertik.ingest.listen import peer_host
-from alertik.ingest.stage import truncate_utf8
+from alertik.common.net import unmapped as peer_host
+from alertik.common.text import truncate_utf8
 from alertik.matcher.archive import Archive
 
 

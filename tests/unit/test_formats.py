@@ -33,7 +33,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from alertik.ingest.formats import MAX_IDENTITY_WORDS, ParsedFields, parse
+from alertik.matcher.formats import MAX_IDENTITY_WORDS, ParsedFields, parse
 
 MESSAGE = "login failure for user guest from 192.168.88.17 via ssh"
 TOPICS = ("system", "error", "critical")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 
 import msgspec
 import pytest
@@ -12,15 +11,8 @@ import zmq
 
 from alertik import keygen, tap
 from alertik.common import sockets
-from alertik.common.config import ConfigError, Curve, load
+from alertik.common.config import ConfigError, load
 from alertik.common.schema import ENCODER, Alert, Delivery, SyslogEvent
-
-
-@pytest.fixture(autouse=True)
-def no_curve() -> Iterator[None]:
-    """Leave this process's CURVE settings off, whatever a test configured."""
-    yield
-    sockets.configure_security(Curve())
 
 
 def test_a_new_key_pair_matches_and_pastes_without_escaping() -> None:
@@ -41,7 +33,10 @@ def test_keygen_prints_env_lines_a_stage_accepts(
     secret = values["ALERTIK_CURVE_SECRET_KEY"]
     assert keygen.public_of(secret) == values["ALERTIK_CURVE_PUBLIC_KEY"]
     cfg = load({"ALERTIK_CURVE_SECRET_KEY": secret, "HOME": "/nonexistent"})
-    sockets.configure_security(cfg.curve)
+    assert (
+        sockets.Security.of(cfg.curve).public.decode()
+        == values["ALERTIK_CURVE_PUBLIC_KEY"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -90,15 +85,9 @@ def test_keygen_public_refuses_what_is_not_a_secret_key(
 )
 def test_a_key_that_is_not_z85_names_its_variable(variable: str, value: str) -> None:
     _, secret = keygen.new_keypair()
-    curve = Curve(secret_key=secret)
-    if variable == "ALERTIK_CURVE_SECRET_KEY":
-        curve = Curve(secret_key=value)
-    elif variable == "ALERTIK_CURVE_SERVER_KEY":
-        curve = Curve(secret_key=secret, server_key=value)
-    else:
-        curve = Curve(secret_key=secret, allowed_clients=(value,))
+    env = {"HOME": "/nonexistent", "ALERTIK_CURVE_SECRET_KEY": secret, variable: value}
     with pytest.raises(ConfigError) as info:
-        sockets.configure_security(curve)
+        load(env)
     assert info.value.variable == variable
     assert "alertik keygen" in str(info.value)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from alertik.common.config import ConfigError, Rule, StaticRule, load
+from alertik.matcher.alerts import alert_text
 from alertik.matcher.rules import MaskPart, RuleSet, expand, parse_mask, time_suffix
-from alertik.matcher.stage import alert_text
 from alertik.matcher.static import wifi_login_attempt
 
 FIELDS = {"sender": "192.0.2.1", "node": "edge1"}
@@ -290,7 +290,7 @@ def test_alert_ids_stay_unique_when_a_restarted_ingest_reuses_pid_and_seq() -> N
     """A container restart gives ingest the same pid and restarts its seq at 1;
     notify drops ids it has seen, so the ids must still differ."""
     from alertik.common.schema import SyslogEvent
-    from alertik.matcher.stage import build_alerts
+    from alertik.matcher.alerts import build_alerts
 
     cfg = load({"HOME": "/nonexistent"})
     rs = RuleSet([rule("substr", "x", "hit")], [])
