@@ -1,7 +1,11 @@
 """Configuration: the environment, read once, into frozen typed Structs.
 
-This is the only module that reads ``os.environ``. Every stage calls ``load()``
-and gets the whole ``Config``; each stage then uses its own section. A bad value
+The ``common/`` config modules are the only code that reads ``os.environ``:
+this one (the ``Config`` structs, ``load()``, the notifier destinations),
+``settings.py`` (the table of settings alertik added: name, converter,
+default, help), ``converters.py`` (text to value) and ``events.py`` (the
+``EVENTn_*`` and ``STATIC_EVENTn_*`` rules). Every stage calls ``load()`` and
+gets the whole ``Config``; each stage then uses its own section. A bad value
 raises ``ConfigError`` whose text is one line naming the variable and the fix.
 
 alertik's own variables keep their names (``ENV_EVENTS``, ``EVENTn_*``,
@@ -15,77 +19,54 @@ import ipaddress
 import os
 import re
 import socket
-import tempfile
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-NOTIFIERS = (
-    "Telegram",
-    "Slack",
-    "Teams",
-    "Discord",
-    "Generic1",
-    "Generic2",
-    "Generic3",
-    "Generic4",
+from alertik.common import events, settings
+from alertik.common.converters import (
+    ConfigError,
+    Frozen as _Frozen,
+    check_utf8,
+    split_list as _list,
 )
-MATCH_TYPES = ("substr", "regex")
-STAGES = ("ingest", "matcher", "notify", "forwarder")
+from alertik.common.events import (
+    MATCH_TYPES,
+    MAX_EVENTS,
+    NOTIFIERS,
+    STATIC_EVENT_COUNT,
+    Rule,
+    StaticRule,
+)
+from alertik.common.settings import DEFAULT_TIME_SUFFIX, STAGES
 
-# alertik's syslog port; RouterOS needs it set explicitly (its default is 514).
-DEFAULT_UDP_PORT = 5140
-# Rules are cheap (a prefilter runs them all at once); the cap only stops a
-# typo such as ENV_EVENTS=1000000 from allocating for nothing.
-MAX_EVENTS = 10_000
-# Default log budget: the alertik container mounts a 5 MB tmpfs on /log; four
-# files of 1 MiB (the live one and three rotated) leave room to spare.
-DEFAULT_LOG_MAX_BYTES = 1024 * 1024
-DEFAULT_LOG_BACKUPS = 3
-# The largest UDP payload; anything RouterOS can send fits.
-DEFAULT_MAX_MESSAGE_BYTES = 65535
-# alertik's wording: ", at: YYYY-MM-DD HH:MM:SS" in local time.
-DEFAULT_TIME_SUFFIX = ", at: %Y-%m-%d %H:%M:%S"
+__all__ = [
+    "DEFAULT_TIME_SUFFIX",
+    "ENDPOINT_VARIABLES",
+    "MATCH_TYPES",
+    "MAX_EVENTS",
+    "NOTIFIERS",
+    "STAGES",
+    "STATIC_EVENT_COUNT",
+    "Config",
+    "ConfigError",
+    "Curve",
+    "Destination",
+    "Endpoints",
+    "ForwarderConfig",
+    "IngestConfig",
+    "NotifyConfig",
+    "Rule",
+    "StaticRule",
+    "destination",
+    "is_own_variable",
+    "load",
+    "redact_url",
+    "redacted",
+]
+
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
-
-
-class ConfigError(Exception):
-    """A configuration value that cannot be used; str() is one line."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"{variable}: {problem}")
-        self.variable = variable
-        self.problem = problem
-
-
-class _Frozen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Base for configuration sections: immutable, keyword-only, no extras."""
-
-
-class Rule(_Frozen, frozen=True, kw_only=True):
-    """One environment event (EVENTn_*) as alertik defines it."""
-
-    index: int
-    notifier: str
-    match_type: Literal["substr", "regex"]
-    match_str: str
-    mask: str
-
-    @property
-    def name(self) -> str:
-        return f"EVENT{self.index}"
-
-
-class StaticRule(_Frozen, frozen=True, kw_only=True):
-    """One enabled static event (STATIC_EVENTn_NOTIFIER)."""
-
-    index: int
-    notifier: str
-
-    @property
-    def name(self) -> str:
-        return f"STATIC_EVENT{self.index}"
 
 
 class Endpoints(_Frozen, frozen=True, kw_only=True):
@@ -182,56 +163,7 @@ class Config(_Frozen, frozen=True, kw_only=True):
         return tuple(names)
 
 
-# --- converters: each returns a value or raises ConfigError naming the variable
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip(), 10)
-    except ValueError:
-        raise ConfigError(name, f"{raw!r} is not a whole number") from None
-    if not lo <= value <= hi:
-        raise ConfigError(name, f"{value} is out of range; use {lo} to {hi}")
-    return value
-
-
-def _number(
-    env: Mapping[str, str], name: str, default: float, lo: float, hi: float
-) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ConfigError(name, f"{raw!r} is not a number") from None
-    if not lo <= value <= hi:
-        raise ConfigError(name, f"{value:g} is out of range; use {lo:g} to {hi:g}")
-    return value
-
-
-def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    text = raw.strip().lower()
-    if text in ("1", "yes", "true", "on"):
-        return True
-    if text in ("0", "no", "false", "off"):
-        return False
-    raise ConfigError(name, f"{raw!r} is not a yes/no value; use yes or no")
-
-
-def _port(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    if raw.strip().lower() in ("off", "no", "none"):
-        return None
-    return _integer(env, name, 0, 0, 65535)
+# --- the notifier destinations ------------------------------------------------
 
 
 def _choice(
@@ -245,32 +177,6 @@ def _choice(
     return raw
 
 
-def _endpoint(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not re.match(r"^(tcp|ipc|inproc)://\S+$", raw):
-        raise ConfigError(
-            name,
-            f"{raw!r} is not a ZeroMQ endpoint; use tcp://HOST:PORT or ipc:///PATH",
-        )
-    return raw
-
-
-def _is_z85_key(text: str) -> bool:
-    """A CURVE key as Z85 text: 40 characters that decode to 32 bytes."""
-    from zmq.utils import z85
-
-    try:
-        return len(text) == 40 and len(z85.decode(text.encode("ascii"))) == 32
-    except (KeyError, ValueError, UnicodeEncodeError):
-        return False
-
-
-def _list(raw: str) -> tuple[str, ...]:
-    return tuple(item for item in re.split(r"[\s,]+", raw.strip()) if item)
-
-
 def _url(env: Mapping[str, str], name: str) -> str:
     raw = env.get(name)
     if raw is None:
@@ -280,92 +186,6 @@ def _url(env: Mapping[str, str], name: str) -> str:
         # Never echo the value: webhook URLs are credentials.
         raise ConfigError(name, "is not an http:// or https:// URL; check its value")
     return url
-
-
-# --- events -----------------------------------------------------------------
-
-
-def _env_event_count(env: Mapping[str, str]) -> int:
-    raw = env.get("ENV_EVENTS")
-    if raw is None or raw.strip() == "":
-        return 0
-    return _integer(env, "ENV_EVENTS", 0, 0, MAX_EVENTS)
-
-
-def _rules(env: Mapping[str, str]) -> tuple[Rule, ...]:
-    rules = []
-    for i in range(_env_event_count(env)):
-        values: dict[str, str] = {}
-        for field in ("MATCH_TYPE", "NOTIFIER", "MATCH_STR", "MASK_MSG"):
-            name = f"EVENT{i}_{field}"
-            if name not in env:
-                raise ConfigError(
-                    name,
-                    f"is not set, but ENV_EVENTS={env['ENV_EVENTS'].strip()} "
-                    f"counts events 0 to {_env_event_count(env) - 1}",
-                )
-            values[field] = env[name]
-        if values["MATCH_TYPE"] not in MATCH_TYPES:
-            raise ConfigError(
-                f"EVENT{i}_MATCH_TYPE",
-                f"{values['MATCH_TYPE']!r} is not a match type; use substr or regex",
-            )
-        if values["NOTIFIER"] not in NOTIFIERS:
-            raise ConfigError(
-                f"EVENT{i}_NOTIFIER",
-                f"{values['NOTIFIER']!r} is not a notifier; use one of "
-                + ", ".join(NOTIFIERS),
-            )
-        rules.append(
-            Rule(
-                index=i,
-                notifier=values["NOTIFIER"],
-                match_type=values["MATCH_TYPE"],  # type: ignore[arg-type]
-                match_str=values["MATCH_STR"],
-                mask=values["MASK_MSG"],
-            )
-        )
-    return tuple(rules)
-
-
-# Static events that exist; matcher/static.py defines them.
-STATIC_EVENT_COUNT = 1
-
-
-def _static_rules(env: Mapping[str, str]) -> tuple[StaticRule, ...]:
-    raw = env.get("STATIC_EVENTS_ENABLED", "")
-    if raw.strip() == "":
-        return ()
-    seen: list[int] = []
-    for item in raw.split(","):
-        item = item.strip()
-        if not item.isdigit():
-            raise ConfigError(
-                "STATIC_EVENTS_ENABLED",
-                f"{item!r} is not an event number; use a comma list such as 0",
-            )
-        number = int(item)
-        if number >= STATIC_EVENT_COUNT:
-            raise ConfigError(
-                "STATIC_EVENTS_ENABLED",
-                f"there is no static event {number}; the events are 0 to "
-                f"{STATIC_EVENT_COUNT - 1}",
-            )
-        if number not in seen:
-            seen.append(number)
-    rules = []
-    for number in seen:
-        name = f"STATIC_EVENT{number}_NOTIFIER"
-        notifier = env.get(name)
-        if notifier is None:
-            raise ConfigError(name, "is not set; name the notifier for this event")
-        if notifier not in NOTIFIERS:
-            raise ConfigError(
-                name,
-                f"{notifier!r} is not a notifier; use one of " + ", ".join(NOTIFIERS),
-            )
-        rules.append(StaticRule(index=number, notifier=notifier))
-    return tuple(rules)
 
 
 def _destination(
@@ -445,23 +265,22 @@ def destination(notifier: str, environ: Mapping[str, str] | None = None) -> Dest
     return _destination(env, notifier, _insecure(env))
 
 
-def _notify(env: Mapping[str, str], used: list[str]) -> NotifyConfig:
+def _notify(
+    env: Mapping[str, str], used: list[str], values: dict[str, Any]
+) -> NotifyConfig:
     insecure = _insecure(env)
     return NotifyConfig(
         destinations=tuple(_destination(env, n, insecure) for n in used),
-        outbox_max_count=_integer(env, "ALERTIK_OUTBOX_MAX", 100_000, 10, 10_000_000),
-        outbox_max_age_seconds=_number(
-            env, "ALERTIK_OUTBOX_MAX_AGE", 7 * 86400.0, 60.0, 365 * 86400.0
-        ),
-        connect_timeout=_number(env, "ALERTIK_HTTP_CONNECT_TIMEOUT", 5.0, 0.1, 120.0),
-        read_timeout=_number(env, "ALERTIK_HTTP_READ_TIMEOUT", 15.0, 0.1, 600.0),
-        retry_max_seconds=_number(env, "ALERTIK_RETRY_MAX_DELAY", 300.0, 0.05, 3600.0),
-        digest_after=_integer(env, "ALERTIK_DIGEST_AFTER", 5, 1, 100_000),
-        generic_digest=_boolean(env, "ALERTIK_GENERIC_DIGEST", False),
+        **values,
     )
 
 
-def _forwarder(env: Mapping[str, str]) -> ForwarderConfig | None:
+# --- the rest of the configuration ----------------------------------------------
+
+
+def _forwarder(
+    env: Mapping[str, str], values: dict[str, Any]
+) -> ForwarderConfig | None:
     host = env.get("FORWARD_HOST")
     port = env.get("FORWARD_PORT")
     if host is None and port is None:
@@ -474,8 +293,20 @@ def _forwarder(env: Mapping[str, str]) -> ForwarderConfig | None:
         raise ConfigError(
             "FORWARD_PORT", "is not set but FORWARD_HOST is; set both or neither"
         )
+    host = host.strip().strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            # What getaddrinfo() will do with the name on every look-up.
+            host.encode("idna")
+        except UnicodeError as exc:
+            raise ConfigError(
+                "FORWARD_HOST", f"{host!r} is not a host name or address ({exc})"
+            ) from None
     port = port.strip()
-    if port.isdigit():
+    # ASCII digits only: '²' and '٣' are digits to str.isdigit().
+    if re.fullmatch(r"[0-9]+", port):
         if not 1 <= int(port) <= 65535:
             raise ConfigError("FORWARD_PORT", f"{port} is out of range; use 1 to 65535")
     else:
@@ -485,165 +316,63 @@ def _forwarder(env: Mapping[str, str]) -> ForwarderConfig | None:
             raise ConfigError(
                 "FORWARD_PORT", f"{port!r} is neither a port number nor a service name"
             ) from None
-    return ForwarderConfig(
-        host=host.strip().strip("[]"),
-        port=port,
-        protocol=_choice(env, "FORWARD_PROTOCOL", "udp", ("udp", "tcp")),  # type: ignore[arg-type]
-        buffer_messages=_integer(env, "ALERTIK_FORWARD_BUFFER", 10_000, 1, 10_000_000),
-        resolve_seconds=_number(
-            env, "ALERTIK_FORWARD_RESOLVE_EVERY", 30.0, 0.05, 86400.0
-        ),
-    )
-
-
-def _allow_from(env: Mapping[str, str]) -> tuple[str, ...]:
-    items = _list(env.get("ALERTIK_ALLOW_FROM", ""))
-    for item in items:
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ConfigError(
-                "ALERTIK_ALLOW_FROM",
-                f"{item!r} is not an address or CIDR range; "
-                "use e.g. 192.0.2.1,10.0.0.0/8",
-            ) from None
-    return items
-
-
-def _default_run_dir(env: Mapping[str, str]) -> str:
-    base = env.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return os.path.join(base, f"alertik-{os.getuid()}")
-
-
-def _default_state_dir(env: Mapping[str, str]) -> str:
-    base = env.get("XDG_STATE_HOME") or os.path.join(
-        env.get("HOME") or tempfile.gettempdir(), ".local", "state"
-    )
-    return os.path.join(base, "alertik")
-
-
-def _default_log_file() -> str | None:
-    # As in the alertik container: RouterOS mounts a tmpfs on /log.
-    if os.path.isdir("/log") and os.access("/log", os.W_OK):
-        return "/log/log.txt"
-    return None
+    return ForwarderConfig(host=host, port=port, **values)
 
 
 # Each Endpoints field: the variable that sets it, and the name of its default
 # ipc socket under ALERTIK_RUN_DIR.
 ENDPOINT_VARIABLES = {
-    "matcher": ("ALERTIK_MATCHER_ADDR", "matcher"),
-    "notify": ("ALERTIK_NOTIFY_ADDR", "notify"),
-    "forwarder": ("ALERTIK_FORWARDER_ADDR", "forwarder"),
-    "ingest_tap": ("ALERTIK_INGEST_TAP", "tap-ingest"),
-    "matcher_tap": ("ALERTIK_MATCHER_TAP", "tap-matcher"),
-    "notify_tap": ("ALERTIK_NOTIFY_TAP", "tap-notify"),
-    "forwarder_tap": ("ALERTIK_FORWARDER_TAP", "tap-forwarder"),
+    s.field.removeprefix("endpoints."): (s.name, s.compute.file)
+    for s in settings.TABLE
+    if isinstance(s.compute, settings.UnderRunDir)
 }
 
 
-def _ipc(run_dir: str, name: str) -> str:
-    return f"ipc://{os.path.join(run_dir, name)}"
+def _section(values: dict[str, Any], name: str) -> dict[str, Any]:
+    """The values of one Config section, by field name."""
+    prefix = name + "."
+    return {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+
+
+def _check_text(env: Mapping[str, str]) -> None:
+    """Refuse bytes that are not UTF-8 in the variables read outside the table
+    (the table's own are checked as they are read; see settings.py)."""
+    for name in sorted(env):
+        if (
+            not is_own_variable(name)
+            or name.startswith(("EVENT", "STATIC_EVENT"))  # see events.py
+            or (name.startswith("ALERTIK_") and name not in settings.BY_NAME)
+        ):
+            continue
+        check_utf8(name, env[name])
 
 
 def load(environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the whole configuration; raise ConfigError."""
     env = os.environ if environ is None else environ
-    rules = _rules(env)
-    static_rules = _static_rules(env)
+    _check_text(env)
+    rules = events.rules(env)
+    static_rules = events.static_rules(env)
     used: list[str] = []
     for notifier in [r.notifier for r in static_rules] + [r.notifier for r in rules]:
         if notifier not in used:
             used.append(notifier)
-    run_dir = env.get("ALERTIK_RUN_DIR", "").strip() or _default_run_dir(env)
-    run_dir = os.path.abspath(run_dir)
-    state_dir = os.path.abspath(
-        env.get("ALERTIK_STATE_DIR", "").strip() or _default_state_dir(env)
-    )
-    raw_log = env.get("ALERTIK_LOG_FILE")
-    if raw_log is None:
-        log_file = _default_log_file()
-    elif raw_log.strip() in ("", "-"):
-        log_file = None
-    else:
-        log_file = os.path.abspath(raw_log.strip())
-    secret = env.get("ALERTIK_CURVE_SECRET_KEY", "").strip()
-    curve = Curve(
-        secret_key=secret,
-        server_key=env.get("ALERTIK_CURVE_SERVER_KEY", "").strip(),
-        allowed_clients=_list(env.get("ALERTIK_CURVE_ALLOWED_CLIENTS", "")),
-        allow_any=_boolean(env, "ALERTIK_CURVE_ALLOW_ANY", False),
-    )
-    for name, key in (
-        ("ALERTIK_CURVE_SECRET_KEY", curve.secret_key),
-        ("ALERTIK_CURVE_SERVER_KEY", curve.server_key),
-        *(("ALERTIK_CURVE_ALLOWED_CLIENTS", k) for k in curve.allowed_clients),
-    ):
-        if key and not _is_z85_key(key):
-            raise ConfigError(
-                name,
-                "is not a Z85 CURVE key (40 characters); make one with alertik keygen",
-            )
+    values = settings.read(env)
+    curve = Curve(**_section(values, "curve"))
     if (curve.server_key or curve.allowed_clients) and not curve.secret_key:
         raise ConfigError(
             "ALERTIK_CURVE_SECRET_KEY",
             "is not set but other CURVE keys are; set this stage's secret key",
         )
-    level = env.get("ALERTIK_LOG_LEVEL", "INFO").strip().upper() or "INFO"
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(
-            "ALERTIK_LOG_LEVEL",
-            f"{level!r} is not a level; use DEBUG, INFO, WARNING or ERROR",
-        )
-    bind = env.get("ALERTIK_BIND", "").strip() or "::"
-    try:
-        ipaddress.ip_address(bind.strip("[]"))
-    except ValueError:
-        raise ConfigError(
-            "ALERTIK_BIND", f"{bind!r} is not an IP address; use :: or 0.0.0.0"
-        ) from None
     return Config(
         rules=rules,
         static_rules=static_rules,
-        ingest=IngestConfig(
-            bind=bind.strip("[]"),
-            udp_port=_integer(env, "ALERTIK_UDP_PORT", DEFAULT_UDP_PORT, 0, 65535),
-            tcp_port=_port(env, "ALERTIK_TCP_PORT", None),
-            allow_from=_allow_from(env),
-            max_message_bytes=_integer(
-                env,
-                "ALERTIK_MAX_MESSAGE_BYTES",
-                DEFAULT_MAX_MESSAGE_BYTES,
-                64,
-                16 * 1024 * 1024,
-            ),
-            node_name=env.get("ALERTIK_NODE_NAME", "").strip() or socket.gethostname(),
-            tcp_max_connections=_integer(
-                env, "ALERTIK_TCP_MAX_CONNECTIONS", 1024, 1, 100_000
-            ),
-            tcp_idle_seconds=_number(
-                env, "ALERTIK_TCP_IDLE_TIMEOUT", 600.0, 1.0, 7 * 86400.0
-            ),
-        ),
-        notify=_notify(env, used),
-        forwarder=_forwarder(env),
-        endpoints=Endpoints(
-            **{
-                name: _endpoint(env, variable, _ipc(run_dir, file))
-                for name, (variable, file) in ENDPOINT_VARIABLES.items()
-            }
-        ),
+        ingest=IngestConfig(**_section(values, "ingest")),
+        notify=_notify(env, used, _section(values, "notify")),
+        forwarder=_forwarder(env, _section(values, "forwarder")),
+        endpoints=Endpoints(**_section(values, "endpoints")),
         curve=curve,
-        run_dir=run_dir,
-        state_dir=state_dir,
-        log_file=log_file,
-        log_max_bytes=_integer(
-            env, "ALERTIK_LOG_MAX_BYTES", DEFAULT_LOG_MAX_BYTES, 0, 1 << 40
-        ),
-        log_backups=_integer(env, "ALERTIK_LOG_BACKUPS", DEFAULT_LOG_BACKUPS, 0, 100),
-        log_level=level,
-        time_suffix=env.get("ALERTIK_TIME_SUFFIX", DEFAULT_TIME_SUFFIX),
-        drain_seconds=_number(env, "ALERTIK_DRAIN_SECONDS", 3.0, 0.0, 8.0),
+        **{k: v for k, v in values.items() if "." not in k},
     )
 
 

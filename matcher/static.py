@@ -4,7 +4,7 @@ alertik had one, number 0 (Wi-Fi login attempts); ours keeps its number and
 its wording. To add one: write a function that takes the raw message and
 returns the notification text (without the time suffix) or None, and append a
 ``StaticEvent`` to ``EVENTS``; its index is its number in STATIC_EVENTS_ENABLED
-(and bump ``STATIC_EVENT_COUNT`` in common/config.py). Example::
+(and bump ``STATIC_EVENT_COUNT`` in common/events.py). Example::
 
     def admin_login(raw: bytes) -> str | None:
         if b"user admin logged in" not in raw:

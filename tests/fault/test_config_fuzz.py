@@ -6,8 +6,12 @@ stand for invalid bytes in os.environ, regex and mask syntax, URLs and
 endpoints). ``alertik check`` (the start-up path of ``alertik run``: load the
 configuration, compile every rule) must then exit 0, or exit 2 with exactly
 one line ``error: VARIABLE: ...`` naming a variable alertik reads; never a
-traceback. The stages' own start-up (listening sockets, ZeroMQ endpoints) is
-checked with values that pass the configuration but cannot be used.
+traceback. A configuration it accepts must then survive what the stages do
+with each value (encode it on the wire, format the time, build the payload,
+look up the forward target, bind an ipc socket), and a number it accepts must
+be written in ASCII digits. The stages' own start-up (listening sockets,
+ZeroMQ endpoints) is checked with values that pass the configuration but
+cannot be used.
 """
 
 from __future__ import annotations
@@ -19,16 +23,24 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import msgspec
 import pytest
+import zmq
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alertik import cli
 from alertik.common import config, sockets
-from alertik.common.config import NOTIFIERS, ConfigError
+from alertik.common.config import NOTIFIERS, Config, ConfigError
+from alertik.common.schema import ENCODER, Alert, SyslogEvent
+from alertik.forwarder.resolve import port_number
+from alertik.matcher.alerts import alert_text
+from alertik.matcher.rules import Match, compile_rules, expand
+from alertik.notify import render
 from tests.conftest import base_env
 
 pytestmark = pytest.mark.fault
@@ -91,6 +103,30 @@ GENERATED = re.compile(
     r"|GENERIC[1-4]_WEBHOOK_URL"
 )
 FIELDS = ("NOTIFIER", "MATCH_TYPE", "MATCH_STR", "MASK_MSG")
+# The variables a stage reads as numbers (FORWARD_PORT: or a service name).
+NUMBERS = (
+    "ENV_EVENTS",
+    "STATIC_EVENTS_ENABLED",
+    "FORWARD_PORT",
+    "ALERTIK_DIGEST_AFTER",
+    "ALERTIK_DRAIN_SECONDS",
+    "ALERTIK_FORWARD_BUFFER",
+    "ALERTIK_FORWARD_RESOLVE_EVERY",
+    "ALERTIK_HTTP_CONNECT_TIMEOUT",
+    "ALERTIK_HTTP_READ_TIMEOUT",
+    "ALERTIK_LOG_BACKUPS",
+    "ALERTIK_LOG_MAX_BYTES",
+    "ALERTIK_MAX_MESSAGE_BYTES",
+    "ALERTIK_OUTBOX_MAX",
+    "ALERTIK_OUTBOX_MAX_AGE",
+    "ALERTIK_RETRY_MAX_DELAY",
+    "ALERTIK_TCP_IDLE_TIMEOUT",
+    "ALERTIK_TCP_MAX_CONNECTIONS",
+    "ALERTIK_TCP_PORT",
+    "ALERTIK_UDP_PORT",
+)
+# The modules that read the environment (common/config.py's docstring).
+CONFIG_MODULES = ("config", "settings", "converters", "events")
 ONE_ERROR_LINE = re.compile(r"error: ([A-Z][A-Z0-9_]*): [^\n]+\n")
 
 # Text as it can come out of os.environ: no NUL (execve cannot pass one), and
@@ -110,6 +146,12 @@ TOKENS = (
     "(a)(b)", "@", "@1", "@@", "@0", "@99", "@{sender}", "%", "%Y", "%Q",
     "/", "-", "/nonexistent/x", "DEBUG", "warning", "0,0", "0,1", ",", "7",
     "x" * 300, "0" * 40, "ABCDEFGHIJabcdefghij0123456789.-:+=^!/*?&",
+    # Digits that are not ASCII, and what int() and float() also take.
+    "²", "５１４０", "٣", "٣.٥", "1_000", "0,٠", "\u00a0" + "7",
+    # Text that is not UTF-8 (os.environ's surrogate escapes), host names
+    # that cannot be looked up at all, paths too long for a Unix socket.
+    "caf\udce9", "\udcff", "a..b", "\u00ad", "/tmp/" + "r" * 120,
+    "ipc:///tmp/" + "r" * 120, "#" * 40,
 )  # fmt: skip
 values = st.one_of(st.sampled_from(TOKENS), text)
 
@@ -127,7 +169,7 @@ def environments(draw: Any) -> dict[str, str]:
             "NOTIFIER": st.sampled_from(NOTIFIERS),
             "MATCH_TYPE": st.sampled_from(("substr", "regex")),
             "MATCH_STR": st.sampled_from(("login", "(a+)+$", "x([0-9]+)", "[")),
-            "MASK_MSG": st.sampled_from(("hi", "@1", "@@", "@{node}")),
+            "MASK_MSG": st.sampled_from(("hi", "@1", "@@", "@{node}", "caf\udce9")),
         }
         for field in FIELDS:
             if draw(st.integers(0, 19)):  # mostly present, mostly plausible
@@ -158,11 +200,59 @@ def check_in_process(env: dict[str, str]) -> tuple[int, str]:
         if code == 0:
             # What every stage does next: decode the CURVE keys.
             try:
-                sockets.Security.of(config.load().curve)
+                cfg = config.load()
+                sockets.Security.of(cfg.curve)
             except ConfigError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 code = 2
+        if code == 0:
+            use_every_value(cfg)
     return code, err.getvalue()
+
+
+def use_every_value(cfg: Config) -> None:
+    """What the stages do with the configuration's values once running, short
+    of sockets: an exception here is a stage that crashes after check."""
+    now = time.time()
+    ENCODER.encode(
+        SyslogEvent(
+            raw=b"x", received=now, sender="192.0.2.1", sender_port=1,
+            node=cfg.ingest.node_name, seq=1,
+        )
+    )  # fmt: skip
+    fields = {"sender": "192.0.2.1", "node": cfg.ingest.node_name}
+    for rule in compile_rules(cfg.rules, cfg.static_rules).rules:
+        groups = rule.regex.groups if rule.regex is not None else 0
+        body = expand(rule.parts, (b"x",) * (groups + 1), fields)
+        match = Match(rule=rule.name, notifier=rule.rule.notifier, body=body)
+        text = alert_text(cfg, match, now)
+        ENCODER.encode(
+            Alert(
+                id="1", notifier=match.notifier, text=text, rule=rule.name,
+                received=now, sender="192.0.2.1", node=cfg.ingest.node_name,
+            )
+        )  # fmt: skip
+        for dest in cfg.notify.destinations:
+            render.encode(dest, text)
+    if cfg.forwarder is not None:
+        port = port_number(cfg.forwarder.port, cfg.forwarder.protocol)
+        try:
+            # The forwarder's look-up, without asking a DNS server.
+            socket.getaddrinfo(cfg.forwarder.host, port, flags=socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            pass  # a name: the network's business, retried at run time
+    for endpoint in msgspec.structs.astuple(cfg.endpoints):
+        if endpoint.startswith("ipc://"):
+            # What zmq_bind() refuses with ENAMETOOLONG.
+            assert len(os.fsencode(endpoint[6:])) <= zmq.IPC_PATH_MAX_LEN, endpoint
+
+
+def assert_numbers_are_ascii(code: int, env: dict[str, str]) -> None:
+    """An accepted number is written in ASCII digits (or is a service name)."""
+    if code == 0:
+        for name in NUMBERS:
+            value = env.get(name, "").strip()
+            assert value.isascii(), f"{name}={value!r} was accepted"
 
 
 def assert_start_up_contract(code: int, stderr: str) -> None:
@@ -181,7 +271,9 @@ def assert_start_up_contract(code: int, stderr: str) -> None:
 )
 @given(env=environments())
 def test_any_environment_starts_or_names_one_variable(env: dict[str, str]) -> None:
-    assert_start_up_contract(*check_in_process(env))
+    code, stderr = check_in_process(env)
+    assert_start_up_contract(code, stderr)
+    assert_numbers_are_ascii(code, env)
 
 
 @settings(max_examples=8, deadline=None)
@@ -207,8 +299,11 @@ def test_the_real_command_keeps_the_same_contract(env: dict[str, str]) -> None:
 
 def test_the_fuzzed_variables_are_every_variable_alertik_reads() -> None:
     """A new ALERTIK_* setting must join the fuzzing."""
-    source = Path(config.__file__).read_text()
+    folder = Path(config.__file__).parent
+    source = "".join((folder / f"{m}.py").read_text() for m in CONFIG_MODULES)
     read = set(re.findall(r'"((?:ALERTIK|FORWARD|TELEGRAM|TEAMS)_[A-Z_]+)"', source))
+    read |= {s.name for s in config.settings.TABLE}
+    read -= config.settings.NOT_SETTINGS
     assert read <= set(VARIABLES), read - set(VARIABLES)
 
 
@@ -224,7 +319,6 @@ UNUSABLE = [
         "ALERTIK_MATCHER_ADDR",
     ),
     ("ingest", {"ALERTIK_INGEST_TAP": "tcp://192.0.2.1:1"}, "ALERTIK_INGEST_TAP"),
-    ("ingest", {"ALERTIK_RUN_DIR": "/tmp/" + "r" * 120}, "ALERTIK_RUN_DIR"),
     ("matcher", {"ALERTIK_MATCHER_ADDR": "tcp://192.0.2.1:1"}, "ALERTIK_MATCHER_ADDR"),
     (
         "matcher",
@@ -236,7 +330,6 @@ UNUSABLE = [
         {"ALERTIK_NOTIFY_ADDR": "tcp://nohost.invalid:x"},
         "ALERTIK_NOTIFY_ADDR",
     ),
-    ("matcher", {"ALERTIK_RUN_DIR": "/tmp/" + "r" * 120}, "ALERTIK_RUN_DIR"),
     ("notify", {"ALERTIK_NOTIFY_ADDR": "tcp://192.0.2.1:1"}, "ALERTIK_NOTIFY_ADDR"),
     ("notify", {"ALERTIK_NOTIFY_TAP": "tcp://192.0.2.1:1"}, "ALERTIK_NOTIFY_TAP"),
     (
@@ -244,7 +337,6 @@ UNUSABLE = [
         {"ALERTIK_FORWARDER_ADDR": "tcp://192.0.2.1:1"},
         "ALERTIK_FORWARDER_ADDR",
     ),
-    ("forwarder", {"ALERTIK_RUN_DIR": "/tmp/" + "r" * 120}, "ALERTIK_RUN_DIR"),
 ]
 
 
@@ -280,3 +372,89 @@ def test_a_stage_that_cannot_use_a_value_exits_2_naming_its_variable(
     assert "Traceback" not in out
     (error,) = [line for line in out.splitlines() if "configuration error" in line]
     assert f"configuration error: {variable}: " in error
+
+
+# --- values that passed check and crashed a stage later: now refused by check
+
+HOOKED = {
+    "ENV_EVENTS": "1",
+    "EVENT0_NOTIFIER": "Generic1",
+    "EVENT0_MATCH_TYPE": "substr",
+    "EVENT0_MATCH_STR": "x",
+    "EVENT0_MASK_MSG": "y",
+    "GENERIC1_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+}
+TELEGRAM = {
+    **HOOKED,
+    "EVENT0_NOTIFIER": "Telegram",
+    "TELEGRAM_BOT_TOKEN": "1:A",
+    "TELEGRAM_CHAT_ID": "-100",
+}
+FORWARD = {"FORWARD_HOST": "127.0.0.1", "FORWARD_PORT": "514"}
+CRASHED_LATER = [
+    ({**HOOKED, "EVENT0_MASK_MSG": "caf\udce9 login"}, "EVENT0_MASK_MSG"),
+    ({**HOOKED, "ALERTIK_TIME_SUFFIX": " at %H:%M \udcff"}, "ALERTIK_TIME_SUFFIX"),
+    ({**HOOKED, "ALERTIK_NODE_NAME": "r\udcfeuter"}, "ALERTIK_NODE_NAME"),
+    ({**TELEGRAM, "TELEGRAM_CHAT_ID": "-100\udcff"}, "TELEGRAM_CHAT_ID"),
+    ({**FORWARD, "FORWARD_HOST": "x" * 300}, "FORWARD_HOST"),
+    ({**FORWARD, "FORWARD_HOST": "logs..example"}, "FORWARD_HOST"),
+    ({**FORWARD, "FORWARD_PORT": "²"}, "FORWARD_PORT"),
+    ({**FORWARD, "FORWARD_PORT": "٥١٤"}, "FORWARD_PORT"),
+    ({"STATIC_EVENTS_ENABLED": "²", "STATIC_EVENT0_NOTIFIER": "Generic1"},
+     "STATIC_EVENTS_ENABLED"),
+    ({"ENV_EVENTS": "٣"}, "ENV_EVENTS"),
+    ({"ALERTIK_UDP_PORT": "５１４０"}, "ALERTIK_UDP_PORT"),
+    ({"ALERTIK_TCP_PORT": "٥١٤٠"}, "ALERTIK_TCP_PORT"),
+    ({"ALERTIK_DRAIN_SECONDS": "٣"}, "ALERTIK_DRAIN_SECONDS"),
+    ({"ALERTIK_LOG_BACKUPS": "1_0"}, "ALERTIK_LOG_BACKUPS"),
+    ({"ALERTIK_RUN_DIR": "/tmp/" + "r" * 120}, "ALERTIK_RUN_DIR"),
+    ({"ALERTIK_RUN_DIR": "/tmp/\udcff"}, "ALERTIK_RUN_DIR"),
+    ({"ALERTIK_MATCHER_ADDR": "ipc:///tmp/" + "r" * 120}, "ALERTIK_MATCHER_ADDR"),
+    ({"ALERTIK_CURVE_SECRET_KEY": "~" * 40}, "ALERTIK_CURVE_SECRET_KEY"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra", "variable"), CRASHED_LATER)
+def test_a_value_a_stage_cannot_use_is_refused_by_check_naming_its_variable(
+    extra: dict[str, str], variable: str
+) -> None:
+    code, stderr = check_in_process({"HOME": "/nonexistent", **extra})
+    assert code == 2, stderr
+    assert_start_up_contract(code, stderr)
+    assert stderr.startswith(f"error: {variable}: ")
+
+
+@pytest.mark.parametrize("stage", ["ingest", "matcher", "notify", "forwarder"])
+def test_a_run_directory_too_long_for_its_sockets_stops_every_stage_at_start(
+    tmp_path: Path, stage: str
+) -> None:
+    """Linux allows 107 bytes in a Unix socket's path: caught when the
+    configuration is read, by check and by each stage, before any socket."""
+    env = base_env(
+        tmp_path,
+        ALERTIK_LOG_FILE="-",
+        FORWARD_HOST="127.0.0.1",
+        FORWARD_PORT="9",
+        ALERTIK_RUN_DIR=str(tmp_path / ("r" * 120)),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "alertik", stage],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out
+    (error,) = [line for line in out.splitlines() if "ALERTIK_RUN_DIR" in line]
+    assert error.startswith("error: ALERTIK_RUN_DIR: "), error
+    assert not (tmp_path / ("r" * 120)).exists()
+
+
+def test_a_match_string_that_is_not_utf8_is_accepted_and_matches_its_bytes() -> None:
+    """A match string is bytes to match; its undecodable bytes are meaningful."""
+    cfg = config.load({**HOOKED, "EVENT0_MATCH_STR": "caf\udce9"})
+    rules = compile_rules(cfg.rules, cfg.static_rules)
+    assert [m.rule for m in rules.match(b"a caf\xe9 b", {})] == ["EVENT0"]
+    assert rules.match("a café b".encode(), {}) == []
