@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +18,8 @@ from alertik.common.config import STAGES, Config, ConfigError
 
 if TYPE_CHECKING:
     from alertik.matcher.rules import RuleSet
+
+log = logging.getLogger(__name__)
 
 USAGE_EXIT = 2
 # Subcommands that parse their own arguments: main(argv) of alertik.<name>.
@@ -42,6 +45,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg, _ = _load()
     except ConfigError as exc:
         return _config_error(exc)
+    found = config_mod.warnings()
+    if found:
+        # Here, once, rather than by every stage as it starts.
+        from alertik.common.lifecycle import setup_logging
+
+        setup_logging(cfg.log_level)
+        for warning in found:
+            log.warning("%s", warning)
     stages = cfg.stages
     if args.stages:
         wanted = tuple(s for s in args.stages.split(",") if s)
@@ -102,6 +113,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _config_error(exc)
     print(json.dumps(config_mod.redacted(cfg), indent=2, sort_keys=True))
     warnings = 0
+    for found in config_mod.warnings():
+        print(f"warning: {found}", file=sys.stderr)
+        warnings += 1
     for rule in cfg.rules:
         if rule.match_type != "regex":
             continue

@@ -6,7 +6,8 @@ this one (the ``Config`` structs, ``load()``, the notifier destinations),
 default, help), ``converters.py`` (text to value) and ``events.py`` (the
 ``EVENTn_*`` and ``STATIC_EVENTn_*`` rules). Every stage calls ``load()`` and
 gets the whole ``Config``; each stage then uses its own section. A bad value
-raises ``ConfigError`` whose text is one line naming the variable and the fix.
+raises ``ConfigError`` whose text is one line naming the variable and the fix;
+``warnings()`` lists what starts but was probably not meant.
 
 alertik's own variables keep their names (``ENV_EVENTS``, ``EVENTn_*``,
 ``STATIC_EVENTS_ENABLED``, ``TELEGRAM_BOT_TOKEN``, ``FORWARD_HOST``, ...); every
@@ -27,6 +28,7 @@ import msgspec
 from alertik.common import events, settings
 from alertik.common.converters import (
     ConfigError,
+    ConfigWarning,
     Frozen as _Frozen,
     check_utf8,
     split_list as _list,
@@ -51,6 +53,7 @@ __all__ = [
     "STATIC_EVENT_COUNT",
     "Config",
     "ConfigError",
+    "ConfigWarning",
     "Curve",
     "Destination",
     "Endpoints",
@@ -64,6 +67,7 @@ __all__ = [
     "load",
     "redact_url",
     "redacted",
+    "warnings",
 ]
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
@@ -374,6 +378,13 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         curve=curve,
         **{k: v for k, v in values.items() if "." not in k},
     )
+
+
+def warnings(environ: Mapping[str, str] | None = None) -> list[ConfigWarning]:
+    """What load() accepts but was probably not meant: unknown ALERTIK_* names,
+    event variables that ENV_EVENTS leaves out, empty match strings."""
+    env = os.environ if environ is None else environ
+    return [*settings.unknown_names(env), *events.warnings(env)]
 
 
 def is_own_variable(name: str) -> bool:

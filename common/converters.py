@@ -40,6 +40,16 @@ class Frozen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Base for configuration structs: immutable, keyword-only, no extras."""
 
 
+class ConfigWarning(Frozen, frozen=True, kw_only=True):
+    """A configuration that starts, but probably not as its author meant."""
+
+    variable: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.variable}: {self.problem}"
+
+
 class Invalid(ValueError):
     """A converter's one-line reason for refusing a text (without the name)."""
 

@@ -10,12 +10,14 @@ since it becomes the text of a notification.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from typing import Literal
 
 from alertik.common.converters import (
     ConfigError,
+    ConfigWarning,
     Frozen,
     Integer,
     Invalid,
@@ -39,6 +41,8 @@ FIELDS = ("MATCH_TYPE", "NOTIFIER", "MATCH_STR", "MASK_MSG")
 MAX_EVENTS = 10_000
 # Static events that exist; matcher/static.py defines them.
 STATIC_EVENT_COUNT = 1
+
+_EVENT_VARIABLE = re.compile(r"EVENT([0-9]+)_(.*)", re.DOTALL)
 
 
 class Rule(Frozen, frozen=True, kw_only=True):
@@ -149,3 +153,78 @@ def static_rules(env: Mapping[str, str]) -> tuple[StaticRule, ...]:
             raise ConfigError(name, "is not set; name the notifier for this event")
         found.append(StaticRule(index=number, notifier=_notifier(name, notifier)))
     return tuple(found)
+
+
+def warnings(env: Mapping[str, str]) -> list[ConfigWarning]:
+    """Event variables that start but are probably not what was meant."""
+    found: list[ConfigWarning] = []
+    numbers: dict[int, list[str]] = {}
+    for name in env:
+        m = _EVENT_VARIABLE.fullmatch(name)
+        if m is None:
+            continue
+        number, field = int(m.group(1)), m.group(2)
+        if m.group(1) != str(number):
+            found.append(
+                ConfigWarning(
+                    variable=name,
+                    problem=f"is ignored: event numbers have no leading zeros; "
+                    f"did you mean EVENT{number}_{field}?",
+                )
+            )
+            continue
+        numbers.setdefault(number, []).append(name)
+        if field not in FIELDS:
+            close = difflib.get_close_matches(field, FIELDS, n=1)
+            found.append(
+                ConfigWarning(
+                    variable=name,
+                    problem="is not an event variable and is ignored"
+                    + (f"; did you mean EVENT{number}_{close[0]}?" if close else ""),
+                )
+            )
+    try:
+        count = event_count(env)
+    except ConfigError:
+        return found  # load() refuses it
+    if not env.get("ENV_EVENTS", "").strip() and numbers:
+        found.append(
+            ConfigWarning(
+                variable="ENV_EVENTS",
+                problem=f"is not set, so {_events(sorted(numbers))} are ignored; "
+                f"set ENV_EVENTS={max(numbers) + 1} to use them",
+            )
+        )
+        return found
+    for number in sorted(n for n in numbers if n >= count):
+        found.append(
+            ConfigWarning(
+                variable=", ".join(sorted(numbers[number])),
+                problem=f"ignored: ENV_EVENTS={count} counts {_counted(count)}; "
+                f"set ENV_EVENTS={number + 1} to use EVENT{number}",
+            )
+        )
+    for i in range(count):
+        if env.get(f"EVENT{i}_MATCH_STR") == "":
+            found.append(
+                ConfigWarning(
+                    variable=f"EVENT{i}_MATCH_STR",
+                    problem=f"is empty, so EVENT{i} matches every message",
+                )
+            )
+    return found
+
+
+def _counted(count: int) -> str:
+    """What ENV_EVENTS=count takes in, for a warning."""
+    return (
+        ("no events", "event 0 only")[count]
+        if count < 2
+        else f"events 0 to {count - 1}"
+    )
+
+
+def _events(numbers: list[int]) -> str:
+    """EVENT0_* and EVENT2_*, for a warning."""
+    names = [f"EVENT{n}_*" for n in numbers[:3]] + (["..."] if numbers[3:] else [])
+    return ", ".join(names)

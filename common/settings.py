@@ -2,7 +2,8 @@
 
 Each row names a variable, the converter that turns its text into a value
 (with the bounds), the default, the help text and the ``Config`` field it
-fills. ``config.load()`` reads the environment through the table, and README.md's
+fills. ``config.load()`` reads the environment through the table, ``alertik
+check`` warns about ``ALERTIK_*`` names that are not in it, and README.md's
 "New settings" table is generated from it, so each default and bound is
 written once, here::
 
@@ -17,6 +18,7 @@ and would crash on them later.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import socket
 import sys
@@ -29,6 +31,7 @@ from alertik.common.converters import (
     Boolean,
     Choice,
     ConfigError,
+    ConfigWarning,
     Converter,
     CurveKey,
     CurveKeys,
@@ -419,6 +422,27 @@ def read(env: Mapping[str, str]) -> dict[str, Any]:
         if setting.field:
             values[setting.field] = setting.read(env, values)
     return values
+
+
+def unknown_names(env: Mapping[str, str]) -> list[ConfigWarning]:
+    """A warning for each ALERTIK_* name that is not a setting."""
+    found = []
+    for name in sorted(env):
+        if not name.startswith("ALERTIK_") or name in BY_NAME or name in NOT_SETTINGS:
+            continue
+        # Compared without the prefix that every candidate shares.
+        close = difflib.get_close_matches(name.removeprefix("ALERTIK_"), _BARE, n=1)
+        found.append(
+            ConfigWarning(
+                variable=name,
+                problem="is not an alertik setting and is ignored"
+                + (f"; did you mean {_BARE[close[0]]}?" if close else ""),
+            )
+        )
+    return found
+
+
+_BARE = {name.removeprefix("ALERTIK_"): name for name in BY_NAME}
 
 
 # --- README.md's table ------------------------------------------------------

@@ -133,3 +133,22 @@ def test_two_instances_with_their_own_run_dirs_work_side_by_side(
         assert req.json()["text"].startswith(f"instance {i}, at: ")
     for r in runs:
         assert r.terminate() == 0
+
+
+def test_run_logs_a_configuration_warning_once_not_once_per_stage(
+    tmp_path: Path, spawn: Callable[..., Proc]
+) -> None:
+    """1. `alertik run` with a misspelt ALERTIK_* name;
+    2. wait until every stage runs, then SIGTERM.
+    Result: one warning line, from alertik before supervisord starts, naming
+    the variable and the setting it was probably meant to be."""
+    run = spawn("run", env=base_env(tmp_path, ALERTIK_DRAIN_SECOND="1"))
+    for stage in ("notify", "matcher", "ingest"):
+        run.wait_line(f"success: {stage} entered RUNNING state")
+    run.popen.send_signal(signal.SIGTERM)
+    assert run.popen.wait(10) == 0
+    out = run.output
+    (line,) = [x for x in out.splitlines() if "ALERTIK_DRAIN_SECOND:" in x]
+    assert re.search(r" alertik\.cli\[\d+\] WARNING ALERTIK_DRAIN_SECOND: ", line)
+    assert line.endswith("did you mean ALERTIK_DRAIN_SECONDS?")
+    assert out.index(line) < out.index("supervisord started")

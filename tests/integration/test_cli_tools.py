@@ -93,3 +93,38 @@ def test_test_exits_2_on_a_configuration_error(tmp_path: Path) -> None:
     proc = alertik("test", "a", env=env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: EVENT0_MATCH_STR: ")
+
+
+def test_check_warns_about_what_the_configuration_leaves_out(tmp_path: Path) -> None:
+    """1. A configuration with a misspelt setting, an event past ENV_EVENTS and
+    an empty match string;
+    2. `alertik check`.
+    Result: it is accepted (exit 0) with one warning line for each, counted."""
+    env = {
+        **rules_env(tmp_path),
+        "ALERTIK_UDP_PROT": "5141",
+        "EVENT3_MATCH_STR": "forgotten",
+        "EVENT0_MATCH_STR": "",
+    }
+    proc = alertik("check", env=env)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "warning: " in line]
+    assert warnings[:3] == [
+        "warning: ALERTIK_UDP_PROT: is not an alertik setting and is ignored; "
+        "did you mean ALERTIK_UDP_PORT?",
+        "warning: EVENT3_MATCH_STR: ignored: ENV_EVENTS=3 counts events 0 to 2; "
+        "set ENV_EVENTS=4 to use EVENT3",
+        "warning: EVENT0_MATCH_STR: is empty, so EVENT0 matches every message",
+    ]
+    assert "configuration OK: 3 events, 0 static events, stages " in proc.stderr
+    assert f", {len(warnings)} warnings" in proc.stderr
+
+
+def test_check_warns_when_events_are_set_without_env_events(tmp_path: Path) -> None:
+    env = {k: v for k, v in rules_env(tmp_path).items() if k != "ENV_EVENTS"}
+    proc = alertik("check", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "warning: ENV_EVENTS: is not set, so EVENT0_*, EVENT1_*, EVENT2_* are "
+        "ignored; set ENV_EVENTS=3 to use them\n"
+    ) in proc.stderr

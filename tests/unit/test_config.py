@@ -186,3 +186,92 @@ def test_every_variable_alertik_reads_counts_as_its_own() -> None:
     names |= {"SLACK_WEBHOOK_URL", "GENERIC4_WEBHOOK_URL"}
     assert all(is_own_variable(n) for n in names), names
     assert not any(is_own_variable(n) for n in ("HOME", "PATH", "TZ", "SUPERVISOR_X"))
+
+
+# --- warnings: configurations that start, but probably not as meant ----------
+
+
+def warned(**extra: str) -> dict[str, str]:
+    e = env(**extra)
+    load(e)  # a warning never stops start-up
+    return {w.variable: w.problem for w in config.warnings(e)}
+
+
+def test_a_plain_configuration_has_no_warnings() -> None:
+    assert warned(ENV_EVENTS="1", GENERIC1_WEBHOOK_URL=HOOK, **event(0)) == {}
+
+
+def test_events_beyond_env_events_are_named_with_the_count_that_takes_them() -> None:
+    found = warned(
+        ENV_EVENTS="1", GENERIC1_WEBHOOK_URL=HOOK, **event(0), **event(1), **event(3)
+    )
+    assert found == {
+        "EVENT1_MASK_MSG, EVENT1_MATCH_STR, EVENT1_MATCH_TYPE, EVENT1_NOTIFIER": (
+            "ignored: ENV_EVENTS=1 counts event 0 only; set ENV_EVENTS=2 to use EVENT1"
+        ),
+        "EVENT3_MASK_MSG, EVENT3_MATCH_STR, EVENT3_MATCH_TYPE, EVENT3_NOTIFIER": (
+            "ignored: ENV_EVENTS=1 counts event 0 only; set ENV_EVENTS=4 to use EVENT3"
+        ),
+    }
+    assert (
+        "counts no events"
+        in warned(ENV_EVENTS="0", **event(0))[
+            "EVENT0_MASK_MSG, EVENT0_MATCH_STR, EVENT0_MATCH_TYPE, EVENT0_NOTIFIER"
+        ]
+    )
+
+
+@pytest.mark.parametrize("count", [None, "", " "])
+def test_events_without_env_events_say_which_count_would_use_them(
+    count: str | None,
+) -> None:
+    extra = {**event(0), **event(1), "EVENT2_MATCH_STR": "x"}
+    if count is not None:
+        extra["ENV_EVENTS"] = count
+    assert warned(**extra) == {
+        "ENV_EVENTS": "is not set, so EVENT0_*, EVENT1_*, EVENT2_* are ignored; "
+        "set ENV_EVENTS=3 to use them"
+    }
+
+
+def test_an_unknown_alertik_name_gets_the_closest_setting_suggested() -> None:
+    assert warned(ALERTIK_DRAIN_SECOND="1") == {
+        "ALERTIK_DRAIN_SECOND": "is not an alertik setting and is ignored; "
+        "did you mean ALERTIK_DRAIN_SECONDS?"
+    }
+    # Set by alertik run for supervisord, and printed by alertik keygen.
+    assert warned(ALERTIK_PYTHON="/p", ALERTIK_CURVE_PUBLIC_KEY="k") == {}
+
+
+def test_a_misspelt_event_variable_gets_the_closest_field_suggested() -> None:
+    found = warned(
+        ENV_EVENTS="1",
+        GENERIC1_WEBHOOK_URL=HOOK,
+        **event(0),
+        EVENT0_MASK="z",
+        EVENT00_MATCH_STR="x",
+    )
+    assert found == {
+        "EVENT0_MASK": "is not an event variable and is ignored; "
+        "did you mean EVENT0_MASK_MSG?",
+        "EVENT00_MATCH_STR": "is ignored: event numbers have no leading zeros; "
+        "did you mean EVENT0_MATCH_STR?",
+    }
+
+
+@pytest.mark.parametrize("kind", ["substr", "regex"])
+def test_an_empty_match_string_is_warned_about_since_it_matches_everything(
+    kind: str,
+) -> None:
+    e = {**event(0, kind=kind), "EVENT0_MATCH_STR": ""}
+    assert warned(ENV_EVENTS="1", GENERIC1_WEBHOOK_URL=HOOK, **e) == {
+        "EVENT0_MATCH_STR": "is empty, so EVENT0 matches every message"
+    }
+
+
+def test_warnings_are_one_line_each_naming_the_variables() -> None:
+    e = env(ENV_EVENTS="1", GENERIC1_WEBHOOK_URL=HOOK, ALERTIK_X="1", **event(0))
+    e["EVENT0_MATCH_STR"] = ""
+    for warning in config.warnings(e):
+        assert str(warning) == f"{warning.variable}: {warning.problem}"
+        assert "\n" not in str(warning)

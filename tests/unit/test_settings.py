@@ -111,6 +111,26 @@ def test_the_run_directory_limit_leaves_room_for_each_socket_in_it() -> None:
     assert converters.SUN_PATH_MAX == zmq.IPC_PATH_MAX_LEN
 
 
+def test_an_unknown_alertik_name_is_told_apart_from_alertiks_own() -> None:
+    env = {
+        "ALERTIK_UDP_PROT": "5140",
+        "ALERTIK_FROBNICATE": "1",
+        "ALERTIK_PYTHON": "/usr/bin/python3",
+        "ALERTIK_START_INGEST": "true",
+        "ALERTIK_CURVE_PUBLIC_KEY": "x",
+        "ALERTIK_UDP_PORT": "5140",
+        "ALERTIK_FORWARD_PROTOCOL": "tcp",
+    }
+    found = {w.variable: w.problem for w in settings.unknown_names(env)}
+    assert found == {
+        "ALERTIK_FROBNICATE": "is not an alertik setting and is ignored",
+        "ALERTIK_UDP_PROT": "is not an alertik setting and is ignored; "
+        "did you mean ALERTIK_UDP_PORT?",
+        "ALERTIK_FORWARD_PROTOCOL": "is not an alertik setting and is ignored; "
+        "did you mean FORWARD_PROTOCOL?",
+    }
+
+
 def test_the_markdown_command_prints_the_table(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
