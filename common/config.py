@@ -157,6 +157,7 @@ class Config(_Frozen, frozen=True, kw_only=True):
     log_level: str
     time_suffix: str
     drain_seconds: float
+    spool_max_count: int
 
     @property
     def stages(self) -> tuple[str, ...]:

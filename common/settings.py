@@ -257,6 +257,15 @@ TABLE: tuple[Setting, ...] = (
         field="drain_seconds",
         help="on stop, how long a stage keeps handling what is already queued",
     ),
+    # 100,000 alerts of ~500 bytes: ~50 MB of disk at most, hours of a flood.
+    Setting(
+        name="ALERTIK_SPOOL_MAX",
+        convert=Integer(lo=100, hi=10_000_000),
+        default="100000",
+        field="spool_max_count",
+        help="alerts the matcher keeps (on disk) while notify cannot take them; "
+        "past that the oldest are dropped, loudly",
+    ),
     # The notifier destinations (common/config.py) read these three.
     Setting(
         name="TELEGRAM_API_URL",

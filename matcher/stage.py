@@ -17,6 +17,7 @@ from alertik.common.throttle import Throttled
 from alertik.matcher.alerts import build_alerts
 from alertik.matcher.archive import Archive
 from alertik.matcher.rules import compile_rules
+from alertik.matcher.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 RESEND_SECONDS = 5.0
 # At most this many recent alerts are kept for that (about 0.5 MB).
 RESEND_MAX = 1000
+# Alerts queued in memory for notify; beyond, they wait in the spool on disk.
+NOTIFY_HWM = 1000
 
 # Events handled per wake-up before the archive is written and the stop flag
 # looked at again: at 50,000 events/s a batch is 20 ms of work.
@@ -52,17 +55,21 @@ class Matcher(Stage):
         # Alerts sent lately, to send again if notify dies holding them.
         self.recent: deque[tuple[float, bytes]] = deque(maxlen=RESEND_MAX)
         self.notify_lost_at = 0.0
+        self.notify_up = False
         self.handled = 0
         self.alerts = 0
+        self.overflow: list[bytes] = []  # for the spool, at the end of the batch
         self.bad = Throttled(log, "malformed messages skipped")
 
     def open(self, wiring: Wiring) -> None:
         self.inbox = wiring.pull("matcher")
         self.tap = wiring.tap("matcher_tap")
         self.to_notify = wiring.push("notify", on_event=self.notify_event)
-        # A full notify queue slows us down but never hides SIGTERM from us.
-        self.to_notify.setsockopt(zmq.SNDTIMEO, sockets.POLL_MS)
+        # A short queue in memory: what notify cannot take soon goes to the
+        # spool, on disk, instead of waiting in this process.
+        self.to_notify.setsockopt(zmq.SNDHWM, NOTIFY_HWM)
         cfg = self.cfg
+        self.spool = wiring.hold(Spool(cfg.state_dir, cfg.spool_max_count))
         self.archive = wiring.hold(
             Archive(cfg.log_file, cfg.log_max_bytes, cfg.log_backups)
         )
@@ -79,6 +86,8 @@ class Matcher(Stage):
         )
 
     def turn(self, ready: Ready) -> int:
+        if len(self.spool):
+            self.spool.send_head(self.try_send)
         if self.inbox not in ready:
             return 0
         # Take what is queued in one go; poll again only when idle.
@@ -90,11 +99,18 @@ class Matcher(Stage):
     def finish(self, deadline: float) -> None:
         self.bad.flush()
 
+    def pending(self) -> int:
+        # What waits in a durable spool is sent after a restart; in memory it
+        # would be lost, so the drain gives notify the chance to take it.
+        return 0 if self.spool.durable else len(self.spool)
+
     def counters(self) -> dict[str, int]:
         return {
             "handled": self.handled,
             "alerts": self.alerts,
             "malformed": self.bad.total,
+            "spooled": len(self.spool),
+            "spool_dropped": self.spool.dropped.total,
         }
 
     def handle(self, frame: bytes) -> None:
@@ -127,18 +143,22 @@ class Matcher(Stage):
             self.handle(frame)
             taken += 1
         self.archive.flush()
+        self.spool.add(self.overflow)
+        self.overflow = []
         return taken
 
+    def try_send(self, payload: bytes) -> bool:
+        """Hand an alert to notify if its queue takes it now."""
+        try:
+            self.to_notify.send(payload, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
     def send(self, payload: bytes) -> None:
-        """Hand an alert to notify, waiting while it is busy, until forced to stop."""
-        while True:
-            try:
-                self.to_notify.send(payload)
-                return
-            except zmq.Again:
-                if self.stop.force:
-                    log.error("stop forced: an alert was not handed to notify")
-                    return
+        """Hand an alert to notify, or queue it behind those already waiting."""
+        if self.overflow or len(self.spool) or not self.try_send(payload):
+            self.overflow.append(payload)
 
     def notify_event(self, event: int) -> None:
         """Follow notify's connection; when it comes back, send recent alerts again.
@@ -148,10 +168,14 @@ class Matcher(Stage):
         carry unique ids and notify's outbox stores each id once, so sending
         the last few seconds' alerts again costs nothing and loses nothing.
         """
-        if event == zmq.EVENT_DISCONNECTED:
+        if event == zmq.EVENT_DISCONNECTED and self.notify_up:
+            self.notify_up = False
             self.notify_lost_at = time.monotonic()
-            log.warning("notify went away; alerts wait in the queue for it")
-        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and self.notify_lost_at:
+            log.warning("notify went away; alerts wait in the spool for it")
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.notify_up = True
+            if not self.notify_lost_at:
+                return
             since = self.notify_lost_at - RESEND_SECONDS
             again = [payload for at, payload in self.recent if at >= since]
             self.notify_lost_at = 0.0
@@ -163,6 +187,8 @@ class Matcher(Stage):
             )
             for payload in again:
                 self.send(payload)
+            self.spool.add(self.overflow)
+            self.overflow = []
 
 
 def run(cfg: Config, stop: StopFlag) -> None:

@@ -460,6 +460,10 @@ def test_with_curve_an_allowed_ingest_gets_through_and_other_keys_get_nothing(
     send_lines(guesser_port, ["g-1"])
     allowed, allowed_port = ingest("allowed", keys["client"][1], server_public)
     send_lines(allowed_port, ["c-1", "c-2"])
+    # Each refused client says why in its own log, instead of only counting
+    # events that never leave its queue.
+    intruder.wait_line("refused by the server: this public key is not in")
+    guesser.wait_line("the peer closed the handshake: check ALERTIK_CURVE_SERVER_KEY")
 
     alerts = receive_alerts(sock, 2)
     assert [(a.node, token_of(a)) for a in alerts] == [
@@ -475,6 +479,27 @@ def test_with_curve_an_allowed_ingest_gets_through_and_other_keys_get_nothing(
         assert proc.popen.wait(10) == 0, proc.output
     # Two lines in the matcher's whole life: the refused ones never reached it.
     assert "stopped: handled=2 alerts=2" in matcher.output
+
+
+def test_a_curve_server_without_an_allow_list_refuses_to_start_unless_told(
+    tmp_path: Path, spawn: Spawn, keys: dict[str, tuple[str, str]]
+) -> None:
+    """CURVE without an allow-list is encryption without authentication: any
+    client that learns the public key (logged at start-up) gets in."""
+    env = stage_env(
+        tmp_path,
+        "http://127.0.0.1:9/unused",
+        ALERTIK_MATCHER_ADDR="tcp://127.0.0.1:*",
+        ALERTIK_CURVE_SECRET_KEY=keys["server"][1],
+    )
+    refused = spawn("matcher", env=env)
+    assert refused.popen.wait(10) == 2
+    assert "ALERTIK_CURVE_ALLOWED_CLIENTS: is not set" in refused.output
+    assert "ALERTIK_CURVE_ALLOW_ANY=yes" in refused.output
+    told = spawn("matcher", env={**env, "ALERTIK_CURVE_ALLOW_ANY": "yes"})
+    told.wait_line("any client that knows this public key")
+    endpoint_of(told, "matcher")
+    assert told.terminate() == 0
 
 
 def test_closing_the_last_curve_server_socket_stops_the_zap_thread(
