@@ -46,6 +46,8 @@ LOG_FORMAT = "%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s"
 
 # SIGTERM: supervisord and docker stop; SIGINT: Ctrl-C in a terminal.
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SIGHUP: `alertik run` passes it on (or an admin sends it): reload.
+RELOAD_SIGNAL = signal.SIGHUP
 # While draining, input silent this long means the stage has caught up.
 DRAIN_IDLE_MS = 50
 # How often the status file (liveness and counters) is rewritten.
@@ -62,6 +64,7 @@ class StopFlag:
         self._event = threading.Event()
         self.force = False
         self.signal_name = ""
+        self.reload = threading.Event()  # set by SIGHUP, cleared by serve()
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -82,10 +85,17 @@ class StopFlag:
         self._event.set()
 
 
+    def handle_reload(self, signum: int, frame: object) -> None:
+        """SIGHUP handler: only records; the loop reloads within POLL_MS."""
+        self.reload.set()
+
+
 @contextmanager
-def capture_signals(stop: StopFlag) -> Iterator[None]:
-    """Install the stop handlers for the duration, then restore the old ones."""
+def capture_signals(stop: StopFlag, reload: bool = False) -> Iterator[None]:
+    """Install the stop (and reload) handlers, then restore the old ones."""
     previous = {sig: signal.signal(sig, stop.handle) for sig in HANDLED_SIGNALS}
+    if reload:
+        previous[RELOAD_SIGNAL] = signal.signal(RELOAD_SIGNAL, stop.handle_reload)
     try:
         yield
     finally:
@@ -220,6 +230,13 @@ class Stage:
         """How long the next poll may wait before turn() is due anyway."""
         return sockets.POLL_MS
 
+    def reload(self) -> None:
+        """SIGHUP: read what may change while running (rules, certificates).
+
+        Keep running as before when the new version is unusable, and say so.
+        """
+        log.info("%s has nothing to reload", self.name)
+
     def quiesce(self) -> None:
         """Stop taking new input from outside; what is queued is still handled."""
 
@@ -248,6 +265,10 @@ def serve(
         next_status = 0.0
         while not stop.is_set():
             stage.turn(wiring.poll(min(sockets.POLL_MS, stage.wait_ms())))
+            if stop.reload.is_set():
+                stop.reload.clear()
+                log.info("reloading (SIGHUP)")
+                stage.reload()
             now = time.monotonic()
             if now >= next_status:
                 next_status = now + STATUS_EVERY
@@ -302,7 +323,7 @@ def run_stage(stage: Callable[[Config], Stage]) -> int:
     setup_logging(cfg.log_level)
     stop = StopFlag()
     name = "stage"
-    with capture_signals(stop):
+    with capture_signals(stop, reload=True):
         try:
             made = stage(cfg)
             name = made.name

@@ -360,3 +360,17 @@ def test_the_stop_flag_records_the_signal_and_a_second_one_forces() -> None:
     assert flag.is_set() and not flag.force and flag.signal_name == "SIGTERM"
     flag.handle(2, None)
     assert flag.force and flag.signal_name == "SIGINT"
+
+
+def test_a_reload_request_reaches_the_stage_and_it_keeps_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = load(tmp_path)
+    running = Running(Matcher(cfg), cfg)
+    running.opened()
+    with caplog.at_level("INFO", logger="alertik.common.lifecycle"):
+        running.flag.handle_reload(1, None)
+        wait_for(lambda: "matcher has nothing to reload" in caplog.messages)
+    assert "reloading (SIGHUP)" in caplog.messages
+    assert not running.flag.is_set()
+    running.stop()
