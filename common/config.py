@@ -1,7 +1,8 @@
 """Configuration: the environment, read once, into frozen typed Structs.
 
 The ``common/`` config modules are the only code that reads ``os.environ``:
-this one (the ``Config`` structs, ``load()``, the notifier destinations),
+this one (the ``Config`` structs, ``load()``), ``destinations.py`` (the
+notifier destinations),
 ``settings.py`` (the table of settings alertik added: name, converter,
 default, help), ``converters.py`` (text to value) and ``events.py`` (the
 ``EVENTn_*`` and ``STATIC_EVENTn_*`` rules). Every stage calls ``load()`` and
@@ -31,8 +32,8 @@ from alertik.common.converters import (
     ConfigWarning,
     Frozen as _Frozen,
     check_utf8,
-    split_list as _list,
 )
+from alertik.common.destinations import Destination, environment_destinations
 from alertik.common.events import (
     MATCH_TYPES,
     MAX_EVENTS,
@@ -62,15 +63,11 @@ __all__ = [
     "NotifyConfig",
     "Rule",
     "StaticRule",
-    "destination",
     "is_own_variable",
     "load",
-    "redact_url",
     "redacted",
     "warnings",
 ]
-
-DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 
 
 class Endpoints(_Frozen, frozen=True, kw_only=True):
@@ -109,17 +106,6 @@ class IngestConfig(_Frozen, frozen=True, kw_only=True):
     node_name: str
     tcp_max_connections: int
     tcp_idle_seconds: float
-
-
-class Destination(_Frozen, frozen=True, kw_only=True):
-    """Where one notifier delivers; url and token are secrets."""
-
-    notifier: str
-    url: str
-    kind: Literal["telegram", "slack", "teams", "discord", "generic"]
-    chat_id: str = ""
-    verify_tls: bool = True
-    teams_format: Literal["workflows", "legacy"] = "workflows"
 
 
 class NotifyConfig(_Frozen, frozen=True, kw_only=True):
@@ -168,116 +154,10 @@ class Config(_Frozen, frozen=True, kw_only=True):
         return tuple(names)
 
 
-# --- the notifier destinations ------------------------------------------------
-
-
-def _choice(
-    env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]
-) -> str:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw not in choices:
-        raise ConfigError(name, f"{raw!r} is not one of {', '.join(choices)}")
-    return raw
-
-
-def _url(env: Mapping[str, str], name: str) -> str:
-    raw = env.get(name)
-    if raw is None:
-        raise ConfigError(name, "is not set; set it to the webhook URL")
-    url = raw.strip()
-    if not re.match(r"^https?://[^/\s]+", url):
-        # Never echo the value: webhook URLs are credentials.
-        raise ConfigError(name, "is not an http:// or https:// URL; check its value")
-    return url
-
-
-def _destination(
-    env: Mapping[str, str], notifier: str, insecure: set[str]
-) -> Destination:
-    verify = notifier not in insecure
-    if notifier == "Telegram":
-        for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"):
-            if not env.get(name, "").strip():
-                raise ConfigError(
-                    name,
-                    "is not set; Telegram needs both "
-                    "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID",
-                )
-        token = env["TELEGRAM_BOT_TOKEN"].strip()
-        if "/" in token or any(c.isspace() for c in token):
-            raise ConfigError(
-                "TELEGRAM_BOT_TOKEN",
-                "is not a bot token; copy it from @BotFather as 123456:ABC...",
-            )
-        api = env.get("TELEGRAM_API_URL", "").strip() or DEFAULT_TELEGRAM_API_URL
-        if not re.match(r"^https?://[^/\s]+", api):
-            raise ConfigError("TELEGRAM_API_URL", "is not an http:// or https:// URL")
-        return Destination(
-            notifier=notifier,
-            kind="telegram",
-            url=f"{api.rstrip('/')}/bot{token}/sendMessage",
-            chat_id=env["TELEGRAM_CHAT_ID"].strip(),
-            verify_tls=verify,
-        )
-    if notifier == "Teams":
-        fmt = _choice(env, "TEAMS_WEBHOOK_FORMAT", "workflows", ("workflows", "legacy"))
-        return Destination(
-            notifier=notifier,
-            kind="teams",
-            url=_url(env, "TEAMS_WEBHOOK_URL"),
-            verify_tls=verify,
-            teams_format=fmt,  # type: ignore[arg-type]
-        )
-    if notifier == "Slack":
-        return Destination(
-            notifier=notifier,
-            kind="slack",
-            url=_url(env, "SLACK_WEBHOOK_URL"),
-            verify_tls=verify,
-        )
-    if notifier == "Discord":
-        return Destination(
-            notifier=notifier,
-            kind="discord",
-            url=_url(env, "DISCORD_WEBHOOK_URL"),
-            verify_tls=verify,
-        )
-    n = notifier[-1]
-    return Destination(
-        notifier=notifier,
-        kind="generic",
-        url=_url(env, f"GENERIC{n}_WEBHOOK_URL"),
-        verify_tls=verify,
-    )
-
-
-def _insecure(env: Mapping[str, str]) -> set[str]:
-    names = set(_list(env.get("ALERTIK_TLS_INSECURE", "")))
-    for name in names:
-        if name not in NOTIFIERS:
-            raise ConfigError(
-                "ALERTIK_TLS_INSECURE",
-                f"{name!r} is not a notifier; use names such as Generic1,Teams",
-            )
-    return names
-
-
-def destination(notifier: str, environ: Mapping[str, str] | None = None) -> Destination:
-    """One notifier's destination, whether or not an event names it."""
-    env = os.environ if environ is None else environ
-    return _destination(env, notifier, _insecure(env))
-
-
 def _notify(
     env: Mapping[str, str], used: list[str], values: dict[str, Any]
 ) -> NotifyConfig:
-    insecure = _insecure(env)
-    return NotifyConfig(
-        destinations=tuple(_destination(env, n, insecure) for n in used),
-        **values,
-    )
+    return NotifyConfig(destinations=environment_destinations(env, used), **values)
 
 
 # --- the rest of the configuration ----------------------------------------------
@@ -401,19 +281,8 @@ def is_own_variable(name: str) -> bool:
 def redacted(cfg: Config) -> dict[str, object]:
     """The effective configuration as plain data, with every secret hidden."""
     data = msgspec.to_builtins(cfg)
-    notify = data["notify"]
-    for dest in notify["destinations"]:
-        dest["url"] = redact_url(dest["url"])
+    data["notify"]["destinations"] = [d.redacted() for d in cfg.notify.destinations]
     curve = data["curve"]
     if curve["secret_key"]:
         curve["secret_key"] = "<set>"
     return data  # type: ignore[no-any-return]
-
-
-def redact_url(url: str) -> str:
-    """Keep scheme and host of a URL, hide the path (webhook URLs are secrets)."""
-    m = re.match(r"^(https?://[^/\s?#]+)", url)
-    host = m.group(1) if m else "<url>"
-    # A user:password@ part is a secret too.
-    host = re.sub(r"//[^@/]*@", "//", host)
-    return f"{host}/<redacted>"

@@ -1,10 +1,12 @@
-"""HTTP delivery to one destination: session, timeouts, retries and pacing.
+"""Delivery to one destination: retries, pacing, and HTTP requests.
 
 The policy is made of pure functions (``classify``, ``backoff``,
-``server_wait``, ``bucket_wait``, ``scrub``) and a ``Pacer`` driven by an
-explicit clock, so it is tested without a network. ``Courier`` applies it: it
-owns one ``requests.Session`` per destination and sends one message until it
-is delivered, fails for good, or the caller stops it.
+``server_wait``, ``scrub``, ``excerpt``) and a ``Pacer`` driven by an explicit
+clock, so it is tested without a network; what is particular to one service
+comes from its entry in ``notify/services.py``. ``Courier`` applies the
+policy: it sends one message until it is delivered, fails for good, or the
+caller stops it. ``HttpTransport`` makes the requests: one
+``requests.Session`` per destination, with explicit timeouts.
 
 Webhook URLs and the Telegram token are credentials: nothing this module logs,
 returns or raises contains them (requests puts the URL in its exception text;
@@ -21,14 +23,23 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import msgspec
 import requests
 
-from alertik.common.config import Destination, NotifyConfig, redact_url
-from alertik.notify import render
+from alertik.common.config import NotifyConfig
+from alertik.common.destinations import Destination
+from alertik.notify.services import (
+    SERVICES,
+    Attempt,
+    Service,
+    Transport,
+    Verdict,
+    seconds,
+    service_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,40 +47,10 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE = 1.0
 # A server's "retry after" beyond this is taken as a mistake, not a plan.
 MAX_SERVER_WAIT = 3600.0
-# Minimum gap between two requests to one destination, from each service's
-# documented limits: Slack 1 message/s; Teams throttles above 4 requests/s;
-# Telegram about 1 message/s in a private chat and 20/minute in a group or
-# channel (a chat_id starting with "-" or "@"). Discord answers with bucket
-# headers instead (see bucket_wait); generic webhooks set no limit.
-PACE_SECONDS = {"slack": 1.0, "teams": 0.25, "discord": 0.0, "generic": 0.0}
-TELEGRAM_PRIVATE_PACE = 1.0
-TELEGRAM_GROUP_PACE = 3.0
 # How much of a refusal's body goes into the log: enough for the service's
 # error text, not a whole HTML error page.
 BODY_EXCERPT = 300
 USER_AGENT = "alertik"
-
-Action = Literal["delivered", "retry", "failed", "disabled"]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What to do after one attempt."""
-
-    action: Action
-    wait: float | None = None  # seconds the service asked us to wait, if any
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """The result of one HTTP request: an answer, or an error without one."""
-
-    status: int | None
-    headers: Mapping[str, str]
-    body: bytes
-    error: str = ""  # already scrubbed
-    elapsed: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,14 +63,6 @@ class Outcome:
     detail: str = ""  # scrubbed; for failures the reason and a body excerpt
 
 
-def pace_seconds(dest: Destination) -> float:
-    """The minimum gap between two requests to dest."""
-    if dest.kind == "telegram":
-        private = dest.chat_id.isdigit()
-        return TELEGRAM_PRIVATE_PACE if private else TELEGRAM_GROUP_PACE
-    return PACE_SECONDS[dest.kind]
-
-
 def backoff(attempt: int, cap: float, rand: float) -> float:
     """Delay before retry number attempt (1-based): doubling, capped, jittered.
 
@@ -98,25 +71,6 @@ def backoff(attempt: int, cap: float, rand: float) -> float:
     """
     step = min(cap, BACKOFF_BASE * 2.0 ** min(attempt - 1, 30))
     return step / 2 + step / 2 * rand
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
-
-
-def _seconds(raw: object) -> float | None:
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    if value != value or value < 0:  # NaN or negative
-        return None
-    return min(value, MAX_SERVER_WAIT)
 
 
 def _json(body: bytes) -> object:
@@ -131,28 +85,23 @@ def server_wait(
 ) -> float | None:
     """Seconds a 429 (or 503) answer asks us to wait, or None if it does not say.
 
-    Telegram puts it in ``parameters.retry_after``, Discord in a JSON
-    ``retry_after`` (fractional, more precise than its header); everyone may
-    send a ``Retry-After`` header in seconds or as an HTTP date.
+    The service's own place comes first (Telegram's ``parameters.retry_after``,
+    Discord's fractional ``retry_after``); then the ``Retry-After`` header, in
+    seconds or as an HTTP date, which any service may send.
     """
-    data = _json(body) if body[:1] == b"{" else None
-    if isinstance(data, dict):
-        if kind == "telegram":
-            params = data.get("parameters")
-            if isinstance(params, dict):
-                wait = _seconds(params.get("retry_after"))
-                if wait is not None:
-                    return wait
-        if kind == "discord":
-            wait = _seconds(data.get("retry_after"))
-            if wait is not None:
-                return wait
-    raw = _header(headers, "retry-after")
+    if body[:1] == b"{":
+        wait = SERVICES[kind].body_wait(_json(body))
+        if wait is not None:
+            return min(wait, MAX_SERVER_WAIT)
+    raw = None
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            raw = value
     if raw is None:
         return None
-    wait = _seconds(raw.strip())
+    wait = seconds(raw.strip())
     if wait is not None:
-        return wait
+        return min(wait, MAX_SERVER_WAIT)
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
@@ -161,20 +110,17 @@ def server_wait(
     return min(max(when.timestamp() - now, 0.0), MAX_SERVER_WAIT)
 
 
-def bucket_wait(headers: Mapping[str, str]) -> float | None:
-    """Discord: seconds until its rate-limit bucket refills, when it is empty."""
-    remaining = _header(headers, "x-ratelimit-remaining")
-    if remaining is None or remaining.strip() != "0":
-        return None
-    return _seconds((_header(headers, "x-ratelimit-reset-after") or "").strip())
-
-
 def classify(kind: str, attempt: Attempt, now: float | None = None) -> Verdict:
     """Decide what follows one attempt, by each service's documented rules."""
     status = attempt.status
     if status is None:
         # Timeouts, refused and reset connections: the service may come back.
         return Verdict("retry", reason=attempt.error)
+    service = SERVICES[kind]
+    if service.answer is not None:
+        special = service.answer(attempt)
+        if special is not None:
+            return special
     if 200 <= status < 300:
         return Verdict("delivered")
     wait = server_wait(kind, attempt.headers, attempt.body, now)
@@ -182,12 +128,12 @@ def classify(kind: str, attempt: Attempt, now: float | None = None) -> Verdict:
         return Verdict("retry", wait, "HTTP 429 (rate limited)")
     if status >= 500 or status in (408, 425):
         return Verdict("retry", wait if status == 503 else None, f"HTTP {status}")
-    if kind == "discord" and status == 404:
-        # Discord: a webhook that answers 404 was deleted; stop using it.
-        return Verdict("disabled", reason="HTTP 404: the webhook no longer exists")
     if 300 <= status < 400:
         return Verdict("failed", reason=f"HTTP {status}: redirects are not followed")
     return Verdict("failed", reason=f"HTTP {status}")
+
+
+# --- secrets ------------------------------------------------------------------
 
 
 def secrets_of(url: str) -> list[str]:
@@ -210,6 +156,27 @@ def secrets_of(url: str) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+def _token_pieces(token: str) -> list[str]:
+    """A token, and its part after a colon (a bot token without the bot's id)."""
+    pieces = [token]
+    secret = token.rpartition(":")[2]
+    if secret != token and len(secret) >= 6:
+        pieces.append(secret)
+    return pieces
+
+
+def secrets_for(dest: Destination) -> list[str]:
+    """Everything about dest that must be scrubbed, longest first."""
+    found: set[str] = set()
+    values = dest.secrets()
+    service = service_of(dest)
+    if service.request is not None:
+        values.append(service.request(dest, "").url)
+    for value in values:
+        found.update(secrets_of(value) if "://" in value else _token_pieces(value))
+    return sorted(found, key=len, reverse=True)
+
+
 def scrub(text: str, secrets: list[str]) -> str:
     """Text with every secret replaced by ``<redacted>``."""
     for secret in secrets:
@@ -218,13 +185,16 @@ def scrub(text: str, secrets: list[str]) -> str:
     return re.sub(r"(with url: )\S+", r"\1<redacted>", text)
 
 
-def excerpt(body: bytes, secrets: list[str]) -> str:
+def excerpt(body: bytes, secrets: list[str], truncated: bool = False) -> str:
     """A short, one-line, scrubbed piece of a response body for the log."""
     text = body[: BODY_EXCERPT * 4].decode("utf-8", "replace")
     text = " ".join(text.split())
     if len(text) > BODY_EXCERPT:
         text = text[:BODY_EXCERPT] + "..."
     return scrub(text, secrets)
+
+
+# --- pacing ---------------------------------------------------------------------
 
 
 class Pacer:
@@ -247,6 +217,9 @@ class Pacer:
         self._next = max(self._next, now + seconds)
 
 
+# --- HTTP -----------------------------------------------------------------------
+
+
 def make_session(dest: Destination) -> requests.Session:
     """A session for one destination: keep-alive, TLS verified unless opted out."""
     # urllib3 logs request paths at DEBUG, and a path holds the token or the
@@ -257,15 +230,72 @@ def make_session(dest: Destination) -> requests.Session:
     # the environment are read once here: left to requests, every request
     # scans the environment again, which cost a third of notify's time.
     found = session.merge_environment_settings(
-        dest.url, {}, None, dest.verify_tls, None
+        dest.address, {}, None, dest.verify_tls, None
     )
     session.trust_env = False
     session.proxies.update(found["proxies"])
     session.verify = found["verify"]
     session.headers["User-Agent"] = USER_AGENT
-    session.headers["Content-Type"] = "application/json"
     session.headers["Accept"] = "application/json"
     return session
+
+
+class HttpTransport:
+    """Sends one destination's HTTP requests."""
+
+    def __init__(
+        self,
+        dest: Destination,
+        service: Service[Any],
+        cfg: NotifyConfig,
+        secrets: list[str],
+    ) -> None:
+        if service.request is None:
+            raise ValueError(f"{service.kind} is not an HTTP service")
+        self._dest = dest
+        self._build = service.request
+        self._timeout = (cfg.connect_timeout, cfg.read_timeout)
+        self._secrets = secrets
+        self._session = make_session(dest)
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self._session.close()
+
+    def attempt(self, text: str) -> Attempt:
+        """One request carrying text; never raises for network trouble."""
+        req = self._build(self._dest, text)
+        started = time.monotonic()
+        try:
+            resp = self._session.request(
+                req.method,
+                req.url,
+                data=req.body,
+                headers=dict(req.headers),
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            # str(exc) names the URL, token included: scrub it.
+            error = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
+            return Attempt(None, {}, b"", error, time.monotonic() - started)
+        except Exception as exc:
+            # Not a network problem: a bug, so crash, but without the URL in
+            # the message or in a chained exception's message.
+            error = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
+            raise RuntimeError(f"{self._dest.shown()}: {error}") from None
+        with resp:
+            content = resp.content
+        return Attempt(
+            resp.status_code,
+            dict(resp.headers),
+            content,
+            "",
+            time.monotonic() - started,
+        )
+
+
+# --- the courier ------------------------------------------------------------------
 
 
 class Courier:
@@ -281,43 +311,23 @@ class Courier:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.dest = dest
-        self.name = f"{dest.notifier} ({redact_url(dest.url)})"
+        self.service = service_of(dest)
+        self.name = dest.shown()
         self._cfg = cfg
         self._halt = halt
         self._rand = rand
         self._clock = clock
-        self._secrets = secrets_of(dest.url)
-        self._session = make_session(dest)
-        self.pacer = Pacer(pace_seconds(dest))
+        self._secrets = secrets_for(dest)
+        self._transport: Transport = (
+            self.service.transport(dest, cfg)
+            if self.service.transport is not None
+            else HttpTransport(dest, self.service, cfg, self._secrets)
+        )
+        self.pacer = Pacer(self.service.pace(dest))
 
     def close(self) -> None:
-        """Close the session's connections."""
-        self._session.close()
-
-    def post(self, body: bytes) -> Attempt:
-        """One POST of body; never raises for network trouble."""
-        started = self._clock()
-        try:
-            resp = self._session.post(
-                self.dest.url,
-                data=body,
-                timeout=(self._cfg.connect_timeout, self._cfg.read_timeout),
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            # str(exc) names the URL, token included: scrub before keeping it.
-            error = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
-            return Attempt(None, {}, b"", error, self._clock() - started)
-        except Exception as exc:
-            # Not a network problem: a bug, so crash, but without the URL in
-            # the message or in a chained exception's message.
-            error = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
-            raise RuntimeError(f"{self.name}: {error}") from None
-        with resp:
-            content = resp.content
-        return Attempt(
-            resp.status_code, dict(resp.headers), content, "", self._clock() - started
-        )
+        """Close the transport's connections."""
+        self._transport.close()
 
     def _sleep(self, seconds: float, deadline: float | None) -> bool:
         """Wait; False if halted or the deadline would pass first."""
@@ -327,6 +337,12 @@ class Courier:
             return not self._halt.is_set()
         return not self._halt.wait(seconds)
 
+    def _detail(self, attempt: Attempt, reason: str) -> str:
+        """reason, with a scrubbed excerpt of the answer's body if it has one."""
+        if not attempt.body:
+            return reason
+        return f"{reason}: {excerpt(attempt.body, self._secrets, attempt.truncated)}"
+
     def send(
         self,
         text: str,
@@ -335,7 +351,6 @@ class Courier:
         on_retry: Callable[[int, Verdict], None] | None = None,
     ) -> Outcome:
         """Deliver one message: retry transient trouble until halted or deadline."""
-        body = render.encode(self.dest, text)
         attempts = 0
         last: Attempt | None = None
         while True:
@@ -344,23 +359,27 @@ class Courier:
                 return self._gave_up(attempts, last)
             if self._halt.is_set() and attempts:
                 return self._gave_up(attempts, last)
-            now = self._clock()
-            self.pacer.sent(now)
-            attempt = self.post(body)
+            self.pacer.sent(self._clock())
+            attempt = self._transport.attempt(text)
+            attempt = Attempt(
+                attempt.status,
+                attempt.headers,
+                attempt.body,
+                scrub(attempt.error, self._secrets),
+                attempt.elapsed,
+                attempt.truncated,
+            )
             attempts += 1
             last = attempt
-            bucket = (
-                bucket_wait(attempt.headers) if self.dest.kind == "discord" else None
-            )
-            if bucket is not None:
-                self.pacer.hold(self._clock(), bucket)
-            verdict = classify(self.dest.kind, attempt)
+            if self.service.rate_bucket is not None:
+                bucket = self.service.rate_bucket(attempt.headers)
+                if bucket is not None:
+                    self.pacer.hold(self._clock(), min(bucket, MAX_SERVER_WAIT))
+            verdict = classify(self.service.kind, attempt)
             if verdict.action == "delivered":
                 return Outcome("delivered", attempts, attempt.status)
             if verdict.action in ("failed", "disabled"):
-                detail = verdict.reason
-                if attempt.body:
-                    detail += ": " + excerpt(attempt.body, self._secrets)
+                detail = self._detail(attempt, verdict.reason)
                 return Outcome(verdict.action, attempts, attempt.status, detail)
             delay = backoff(attempts, self._cfg.retry_max_seconds, self._rand())
             if verdict.wait is not None:
@@ -368,9 +387,7 @@ class Courier:
                 self.pacer.hold(self._clock(), delay)
             # The pace holds for retries too; say how long we really wait.
             delay = max(delay, self.pacer.delay(self._clock()))
-            reason = verdict.reason or "no answer"
-            if attempt.body:
-                reason += ": " + excerpt(attempt.body, self._secrets)
+            reason = self._detail(attempt, verdict.reason or "no answer")
             log.warning(
                 "%s: %s; retry %d in %.1f s", self.name, reason, attempts, delay
             )
@@ -385,7 +402,5 @@ class Courier:
         )
         if last is None:
             return Outcome(result, attempts)
-        detail = last.error or f"HTTP {last.status}"
-        if last.body:
-            detail += ": " + excerpt(last.body, self._secrets)
+        detail = self._detail(last, last.error or f"HTTP {last.status}")
         return Outcome(result, attempts, last.status, detail)

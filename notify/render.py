@@ -1,24 +1,23 @@
-"""Payloads for each service: pure functions from text to request body.
+"""Message text: pure functions from alert texts to the texts of messages.
 
-Nothing here does I/O. ``payload()`` builds the JSON document one service
-accepts; ``split()`` cuts a text that is too long for one message into labelled
-parts; ``pack()`` and ``digest()`` put several queued alerts into one message
-when a destination has fallen behind. The sizes are measured the way each
-service counts them, so a message built here is never refused for its length.
+Nothing here does I/O or knows a service by name; ``notify/services.py`` says
+which of these each service uses.
+
+* Measures count a text the way a service counts its limit.
+* An escape makes a service show log text as the very text it is.
+* ``split()`` cuts a text that is too long for one message into labelled
+  parts; ``pack()`` and ``digest()`` put several queued alerts into one
+  message when a destination has fallen behind.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
-from alertik.common.config import Destination
-
 Measure = Callable[[str], int]
+Escape = Callable[[str], str]
 
 
 def utf16_units(text: str) -> int:
@@ -36,32 +35,11 @@ def characters(text: str) -> int:
     return len(text)
 
 
-@dataclass(frozen=True)
-class Service:
-    """What one kind of destination accepts in a single message."""
+def as_is(text: str) -> str:
+    """No escaping: the service shows plain text (Telegram without parse_mode,
+    generic webhooks read by programs)."""
+    return text
 
-    limit: int | None  # largest text of one message, in `measure` units
-    digest_limit: int  # largest digest message; may be below `limit`
-    measure: Measure
-    chat: bool  # read by people: packs digests when it falls behind
-
-
-# Telegram: "1-4096 characters after entity parsing"; counting UTF-16 units is
-# never more lenient than Telegram, so no part is refused as too long.
-# Discord: `content` is at most 2000 characters; the same reasoning.
-# Slack cuts message text at 40,000 characters and recommends 4,000 for
-# reading, so single alerts may be long but digests stay readable.
-# Teams: a message may be 28 KB in all; 24,000 bytes of text leaves room for
-# the Adaptive Card envelope.
-# Generic webhooks are read by programs: no limit on one alert; a digest (only
-# with ALERTIK_GENERIC_DIGEST) stays below 64 KiB.
-SERVICES: dict[str, Service] = {
-    "telegram": Service(4096, 4096, utf16_units, True),
-    "discord": Service(2000, 2000, utf16_units, True),
-    "slack": Service(40_000, 4000, characters, True),
-    "teams": Service(24_000, 24_000, json_bytes, True),
-    "generic": Service(None, 65_536, json_bytes, False),
-}
 
 # A long text goes out in at most this many messages; what does not fit in
 # them is cut with CUT_MARKER. One digit keeps every label the same width.
@@ -70,48 +48,6 @@ PART_LABEL = "({index}/{total}) "
 CUT_MARKER = " [cut: {count} more characters]"
 DIGEST_HEADER = "{count} alerts:"
 DIGEST_SEPARATOR = "\n"
-_INTEGER = re.compile(r"^-?[0-9]+$")
-
-
-def payload(dest: Destination, text: str) -> dict[str, Any]:
-    """The JSON document that carries text to dest, as its service documents it."""
-    if dest.kind == "telegram":
-        # Plain text on purpose: no parse_mode, so nothing in a log line can be
-        # taken for markup. Telegram documents chat_id as an integer (or an
-        # @channel name).
-        chat: int | str = (
-            int(dest.chat_id) if _INTEGER.match(dest.chat_id) else (dest.chat_id)
-        )
-        return {"chat_id": chat, "text": text}
-    if dest.kind == "discord":
-        # Native webhook; an empty parse list means "@everyone" in a log line
-        # pings nobody.
-        return {"content": text, "allowed_mentions": {"parse": []}}
-    if dest.kind == "teams" and dest.teams_format == "workflows":
-        card = {
-            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-            "type": "AdaptiveCard",
-            # Workflows does not render 1.5 cards; without wrap long text is cut.
-            "version": "1.4",
-            "body": [{"type": "TextBlock", "text": text, "wrap": True}],
-        }
-        return {
-            "type": "message",
-            "attachments": [
-                {
-                    "contentType": "application/vnd.microsoft.card.adaptive",
-                    "contentUrl": None,
-                    "content": card,
-                }
-            ],
-        }
-    # Slack, Teams' legacy connector and the generic webhooks.
-    return {"text": text}
-
-
-def encode(dest: Destination, text: str) -> bytes:
-    """The request body for text at dest: UTF-8 JSON, escaped properly."""
-    return msgspec.json.encode(payload(dest, text))
 
 
 def _fit(text: str, budget: int, measure: Measure) -> int:
@@ -170,22 +106,14 @@ def split(text: str, limit: int | None, measure: Measure) -> list[str]:
     ]
 
 
-def parts(kind: str, text: str) -> list[str]:
-    """The messages that carry one alert's text to a service of this kind."""
-    service = SERVICES[kind]
-    return split(text, service.limit, service.measure)
-
-
-def pack(kind: str, texts: Sequence[str]) -> int:
+def pack(texts: Sequence[str], limit: int, measure: Measure) -> int:
     """How many of texts, from the front, fit together in one digest (at least 1)."""
-    service = SERVICES[kind]
-    measure = service.measure
     used = measure(DIGEST_HEADER.format(count=len(texts)))
     sep = measure(DIGEST_SEPARATOR)
     count = 0
     for text in texts:
         used += sep + measure(text)
-        if used > service.digest_limit:
+        if used > limit:
             break
         count += 1
     return max(count, 1)

@@ -12,16 +12,10 @@ import sys
 import threading
 import time
 
-from alertik.common.config import (
-    NOTIFIERS,
-    Config,
-    ConfigError,
-    Destination,
-    destination,
-    load,
-)
+from alertik.common.config import Config, ConfigError, load
+from alertik.common.destinations import NOTIFIERS, Destination, destination
 from alertik.common.lifecycle import setup_logging
-from alertik.notify import render
+from alertik.notify import services
 from alertik.notify.delivery import Courier
 
 USAGE = (
@@ -38,7 +32,7 @@ def _destination(notifier: str) -> tuple[Config, Destination]:
     """The configuration and the notifier's destination, even if no event uses it."""
     cfg = load()
     for dest in cfg.notify.destinations:
-        if dest.notifier == notifier:
+        if dest.name == notifier:
             return cfg, dest
     return cfg, destination(notifier)
 
@@ -72,7 +66,7 @@ def main(argv: list[str]) -> int:
     deadline = started + BUDGET_S
     attempts = 0
     try:
-        for message in render.parts(dest.kind, text):
+        for message in services.parts(dest.kind, text):
             outcome = courier.send(message, deadline=deadline)
             attempts += outcome.attempts
             if outcome.result != "delivered":

@@ -24,7 +24,8 @@ import urllib3
 import zmq
 
 from alertik.common import sockets
-from alertik.common.config import Config, Destination, redact_url
+from alertik.common.config import Config
+from alertik.common.destinations import Destination
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
 from alertik.common.schema import ALERT_DECODER, ENCODER, Alert, Delivery
 from alertik.common.throttle import Throttled
@@ -72,7 +73,7 @@ class Notify(Stage):
         self.pull = wiring.pull("notify")
         self.tap = wiring.tap("notify_tap")
         self.workers = {
-            d.notifier: Worker(d, ncfg, self.outbox, self.outcomes.put, self.halt)
+            d.name: Worker(d, ncfg, self.outbox, self.outcomes.put, self.halt)
             for d in ncfg.destinations
         }
         destinations = ncfg.destinations
@@ -80,7 +81,7 @@ class Notify(Stage):
         if destinations:
             log.info(
                 "destinations: %s",
-                ", ".join(f"{d.notifier} ({redact_url(d.url)})" for d in destinations),
+                ", ".join(d.shown() for d in destinations),
             )
         else:
             log.warning("no destinations configured: every alert will be dropped")
@@ -110,7 +111,7 @@ class Notify(Stage):
                 "%d deliveries still in flight at the end of the drain (%s); their "
                 "alerts stay in the outbox",
                 len(laggards),
-                ", ".join(w.dest.notifier for w in laggards),
+                ", ".join(w.dest.name for w in laggards),
             )
 
     def counters(self) -> dict[str, int]:
@@ -137,7 +138,7 @@ class Notify(Stage):
         for worker in self.workers.values():
             if worker.error is not None:
                 raise RuntimeError(
-                    f"the {worker.dest.notifier} worker crashed"
+                    f"the {worker.dest.name} worker crashed"
                 ) from worker.error
 
     def receive(self, pull: zmq.Socket[bytes]) -> int:
@@ -268,7 +269,7 @@ def _warn_insecure(destinations: Sequence[Destination]) -> None:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         log.warning(
             "TLS certificates are NOT verified for %s (ALERTIK_TLS_INSECURE)",
-            ", ".join(d.notifier for d in insecure),
+            ", ".join(d.name for d in insecure),
         )
 
 

@@ -13,11 +13,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from alertik.common.config import Destination, NotifyConfig
+from alertik.common.config import NotifyConfig
+from alertik.common.destinations import Destination
 from alertik.common.schema import Delivery
-from alertik.notify import render
-from alertik.notify.delivery import Courier, Outcome, Verdict
+from alertik.notify import render, services
+from alertik.notify.delivery import Courier, Outcome
 from alertik.notify.outbox import Entry, Outbox
+from alertik.notify.services import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class Worker(threading.Thread):
         report: Report,
         halt: threading.Event,
     ) -> None:
-        super().__init__(name=f"notify-{dest.notifier}", daemon=True)
+        super().__init__(name=f"notify-{dest.name}", daemon=True)
         self.dest = dest
         self.courier = Courier(dest, cfg, halt)
         self.name_for_log = self.courier.name
@@ -54,8 +56,7 @@ class Worker(threading.Thread):
         self._report = report
         self._halt = halt
         self._wake = threading.Event()
-        service = render.SERVICES[dest.kind]
-        self._digests = service.chat or cfg.generic_digest
+        self._digests = self.courier.service.chat or cfg.generic_digest
 
     def wake(self) -> None:
         """Tell the worker there is something new in the outbox (or to stop)."""
@@ -66,7 +67,7 @@ class Worker(threading.Thread):
         try:
             while not self._halt.is_set():
                 self._wake.clear()
-                if self.disabled or not self._outbox.count(self.dest.notifier):
+                if self.disabled or not self._outbox.count(self.dest.name):
                     self._wake.wait(IDLE_WAIT_S)
                     continue
                 # Wait for our turn before choosing what to send, so a digest
@@ -82,14 +83,14 @@ class Worker(threading.Thread):
             self.courier.close()
 
     def _deliver_next(self) -> None:
-        notifier = self.dest.notifier
+        notifier = self.dest.name
         digest = self._digests and self._outbox.count(notifier) > self._cfg.digest_after
         entries = self._outbox.pending(notifier, DIGEST_SCAN if digest else 1)
         if not entries:
             return
         count = 1
         if digest and entries[0].parts_done == 0:
-            count = render.pack(self.dest.kind, [e.text for e in entries])
+            count = services.pack(self.dest.kind, [e.text for e in entries])
         if count > 1:
             self._send_digest(entries[:count])
         else:
@@ -111,7 +112,7 @@ class Worker(threading.Thread):
         return self.courier.send(text, on_retry=retrying)
 
     def _send_single(self, entry: Entry) -> None:
-        messages = render.parts(self.dest.kind, entry.text)
+        messages = services.parts(self.dest.kind, entry.text)
         # Progress recorded under other limits may point past the end.
         first = min(entry.parts_done, len(messages) - 1)
         for index in range(first, len(messages)):
@@ -128,7 +129,7 @@ class Worker(threading.Thread):
 
     def _settle(self, entries: Sequence[Entry], outcome: Outcome, parts: int) -> None:
         """Remove what is done, report every alert's fate, log it."""
-        notifier = self.dest.notifier
+        notifier = self.dest.name
         what = (
             f"alert {entries[0].alert_id}"
             if len(entries) == 1

@@ -40,7 +40,7 @@ from alertik.common.schema import ENCODER, Alert, SyslogEvent
 from alertik.forwarder.resolve import port_number
 from alertik.matcher.alerts import alert_text
 from alertik.matcher.rules import Match, compile_rules, expand
-from alertik.notify import render
+from alertik.notify import services
 from tests.conftest import base_env
 
 pytestmark = pytest.mark.fault
@@ -127,7 +127,7 @@ NUMBERS = (
     "ALERTIK_UDP_PORT",
 )
 # The modules that read the environment (common/config.py's docstring).
-CONFIG_MODULES = ("config", "settings", "converters", "events")
+CONFIG_MODULES = ("config", "settings", "converters", "events", "destinations")
 ONE_ERROR_LINE = re.compile(r"error: ([A-Z][A-Z0-9_]*): [^\n]+\n")
 
 # Text as it can come out of os.environ: no NUL (execve cannot pass one), and
@@ -234,7 +234,7 @@ def use_every_value(cfg: Config) -> None:
             )
         )  # fmt: skip
         for dest in cfg.notify.destinations:
-            render.encode(dest, text)
+            services.request(dest, text)
     if cfg.forwarder is not None:
         port = port_number(cfg.forwarder.port, cfg.forwarder.protocol)
         try:

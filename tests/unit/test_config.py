@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from alertik.common import config
-from alertik.common.config import ConfigError, load, redact_url, redacted
+from alertik.common.config import ConfigError, load, redacted
+from alertik.common.destinations import TelegramDestination, redact_url
+from alertik.notify import services
 
 HOOK = "https://hooks.example.test/services/T000/B000/secretpart"
 
@@ -49,7 +51,7 @@ def test_events_are_read_in_order_with_their_notifier() -> None:
         ("EVENT0", "Generic1", "substr"),
         ("EVENT1", "Slack", "regex"),
     ]
-    assert [d.notifier for d in cfg.notify.destinations] == ["Generic1", "Slack"]
+    assert [d.name for d in cfg.notify.destinations] == ["Generic1", "Slack"]
 
 
 def test_more_than_sixteen_events_are_accepted() -> None:
@@ -114,7 +116,10 @@ def test_telegram_url_is_built_from_api_url_and_token() -> None:
         )
     )
     (dest,) = cfg.notify.destinations
-    assert dest.url == "http://127.0.0.1:8081/bot123:ABC/sendMessage"
+    assert isinstance(dest, TelegramDestination)
+    assert services.request(dest, "").url == (
+        "http://127.0.0.1:8081/bot123:ABC/sendMessage"
+    )
     assert dest.chat_id == "-1009"
 
 
@@ -178,7 +183,7 @@ def test_every_variable_alertik_reads_counts_as_its_own() -> None:
     from alertik.common.config import is_own_variable
 
     folder = Path(config.__file__).parent
-    modules = ("config", "settings", "converters", "events")
+    modules = ("config", "settings", "converters", "events", "destinations")
     source = "".join((folder / f"{m}.py").read_text() for m in modules)
     names = set(re.findall(r'"((?:ALERTIK|FORWARD|TELEGRAM|TEAMS)_[A-Z_]+)"', source))
     names |= set(config.settings.BY_NAME)

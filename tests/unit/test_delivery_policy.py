@@ -6,19 +6,25 @@ import email.utils
 
 import pytest
 
-from alertik.common.config import Destination
+from alertik.common.destinations import (
+    GenericDestination,
+    SlackDestination,
+    parse,
+)
 from alertik.notify.delivery import (
     MAX_SERVER_WAIT,
-    Attempt,
     Pacer,
     backoff,
-    bucket_wait,
     classify,
     excerpt,
-    pace_seconds,
     scrub,
     secrets_of,
     server_wait,
+)
+from alertik.notify.services import (
+    Attempt,
+    discord_bucket as bucket_wait,
+    pace_seconds,
 )
 
 
@@ -144,8 +150,11 @@ def test_the_pacer_spaces_requests_and_honours_holds() -> None:
 def test_pacing_follows_each_service_documented_limit(
     kind: str, chat_id: str, seconds: float
 ) -> None:
-    d = Destination(notifier="X", kind=kind, url="https://x/y", chat_id=chat_id)  # type: ignore[arg-type]
-    assert pace_seconds(d) == seconds
+    if kind == "telegram":
+        raw = {"type": kind, "name": "X", "bot_token": "1:x", "chat_id": chat_id}
+    else:
+        raw = {"type": kind, "name": "X", "url": "https://x/y"}
+    assert pace_seconds(parse(raw)) == seconds
 
 
 TOKEN_URL = "https://api.telegram.org/bot123456:AAF-secret_Token/sendMessage"
@@ -192,20 +201,16 @@ def test_sessions_read_proxy_settings_once_and_then_ignore_the_environment(
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
     monkeypatch.setenv("NO_PROXY", "internal.test")
-    out = make_session(
-        Destination(notifier="Slack", kind="slack", url="https://hooks.slack.test/x")
-    )
+    out = make_session(SlackDestination(name="Slack", url="https://hooks.slack.test/x"))
     inside = make_session(
-        Destination(notifier="Generic1", kind="generic", url="https://internal.test/h")
+        GenericDestination(name="Generic1", url="https://internal.test/h")
     )
     assert out.proxies.get("https") == "http://proxy.test:3128"
     assert "https" not in inside.proxies
     assert out.trust_env is False
     assert out.verify  # True, or the REQUESTS_CA_BUNDLE path when one is set
     insecure = make_session(
-        Destination(
-            notifier="Generic2", kind="generic", url="https://x.test/", verify_tls=False
-        )
+        GenericDestination(name="Generic2", url="https://x.test/", verify_tls=False)
     )
     assert insecure.verify is False
     for session in (out, inside, insecure):

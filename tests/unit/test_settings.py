@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 from zmq.utils import z85
 
 from alertik.common import config, converters, settings
-from alertik.common.config import ConfigError, Destination, load
+from alertik.common.config import ConfigError, load
 from alertik.common.converters import (
     Address,
     Boolean,
@@ -31,6 +31,7 @@ from alertik.common.converters import (
     TimeFormat,
     check_utf8,
 )
+from alertik.common.destinations import DEFAULT_TELEGRAM_API_URL, TeamsDestination
 from tests.conftest import REPO
 
 # The Config sections the table fills, and the fields filled elsewhere.
@@ -87,9 +88,9 @@ def test_every_default_is_a_value_its_converter_accepts() -> None:
 def test_the_defaults_shown_for_the_destinations_are_the_ones_they_use() -> None:
     """The notifier code reads these three itself; the table only shows them."""
     by_name = settings.BY_NAME
-    assert by_name["TELEGRAM_API_URL"].default == config.DEFAULT_TELEGRAM_API_URL
-    teams = Destination(notifier="Teams", url="https://t.test/x", kind="teams")
-    assert by_name["TEAMS_WEBHOOK_FORMAT"].default == teams.teams_format
+    assert by_name["TELEGRAM_API_URL"].default == DEFAULT_TELEGRAM_API_URL
+    teams = TeamsDestination(name="Teams", url="https://t.test/x")
+    assert by_name["TEAMS_WEBHOOK_FORMAT"].default == teams.format
     hook = {
         "ENV_EVENTS": "1",
         "EVENT0_NOTIFIER": "Teams",
@@ -99,7 +100,8 @@ def test_the_defaults_shown_for_the_destinations_are_the_ones_they_use() -> None
         "TEAMS_WEBHOOK_URL": "https://t.test/x",
     }
     (dest,) = load(hook).notify.destinations
-    assert dest.teams_format == by_name["TEAMS_WEBHOOK_FORMAT"].default
+    assert isinstance(dest, TeamsDestination)
+    assert dest.format == by_name["TEAMS_WEBHOOK_FORMAT"].default
 
 
 def test_the_run_directory_limit_leaves_room_for_each_socket_in_it() -> None:
