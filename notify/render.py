@@ -4,7 +4,9 @@ Nothing here does I/O or knows a service by name; ``notify/services.py`` says
 which of these each service uses.
 
 * Measures count a text the way a service counts its limit.
-* An escape makes a service show log text as the very text it is.
+* Escapes make a service show log text as the very text it is: no markup, no
+  link, no mention taken from a log line that an attacker may have written
+  (a user name in a failed login, for instance).
 * ``split()`` cuts a text that is too long for one message into labelled
   parts; ``pack()`` and ``digest()`` put several queued alerts into one
   message when a destination has fallen behind.
@@ -12,6 +14,7 @@ which of these each service uses.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import msgspec
@@ -39,6 +42,45 @@ def as_is(text: str) -> str:
     """No escaping: the service shows plain text (Telegram without parse_mode,
     generic webhooks read by programs)."""
     return text
+
+
+def slack_escape(text: str) -> str:
+    """Slack's own escaping: ``&``, ``<`` and ``>`` as entities.
+
+    Slack reads ``<...>`` as a link, a mention or ``<!channel>``; escaped,
+    ``<https://evil|Login here>`` is shown as typed instead of as a link.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# A backslash that would escape the character after it (Markdown), and the
+# brackets that open and close a link's text.
+_MARKDOWN = re.compile(r"\\(?=[^0-9A-Za-z\s])|[\[\]]")
+
+
+def markdown_escape(text: str) -> str:
+    """Markdown link syntax made literal (Teams' Adaptive Cards, Discord).
+
+    ``[Login here](https://evil)`` is shown as typed, not as a link whose
+    text hides where it goes. A backslash that Markdown would take for an
+    escape is doubled, so it is shown too. Other characters are left alone:
+    at worst a pair of ``*`` or ``_`` makes a word bold or italic.
+    """
+    return _MARKDOWN.sub(r"\\\g<0>", text)
+
+
+# Discord's <...> forms: user, role and channel mentions, slash commands,
+# custom emoji, timestamps, guild navigation and URLs without an embed.
+_DISCORD_TAG = re.compile(
+    r"<(?=(?:@[!&]?[0-9]+|#[0-9]+|/[^<>\s:][^<>:]*:[0-9]+|a?:\w+:[0-9]+"
+    r"|t:-?[0-9]+(?::[tTdDfFR])?|id:\w+|https?://[^\s<>]+)>)"
+)
+
+
+def discord_escape(text: str) -> str:
+    """Markdown links made literal, and Discord's <...> forms shown as typed
+    (``allowed_mentions`` already keeps them from pinging anyone)."""
+    return _DISCORD_TAG.sub(r"\\<", markdown_escape(text))
 
 
 # A long text goes out in at most this many messages; what does not fit in

@@ -8,7 +8,8 @@ all that notify needs to know about that service:
 * ``limit``, ``digest_limit`` and ``measure``: the largest message and the
   largest digest, counted the way the service counts (so a message built
   here is never refused for its length);
-* ``escape``: how log text is made to show as text;
+* ``escape``: how log text is made to show as text (no markup, links or
+  mentions from a log line);
 * ``chat``: read by people, so a backlog is packed into digests;
 * ``pace``: the smallest gap between two requests to one destination;
 * ``body_wait`` and ``rate_bucket``: where its answers say how long to wait
@@ -189,21 +190,24 @@ def telegram_wait(data: object) -> float | None:
 # --- Slack -------------------------------------------------------------------
 # An incoming webhook takes {"text": ...}; 1 message/s. Slack cuts text at
 # 40,000 characters and recommends 4,000 for reading, so single alerts may be
-# long but digests stay readable.
+# long but digests stay readable. Its mrkdwn reads <...> as links and
+# mentions: the text is escaped with Slack's entities.
 
 
 def slack_request(dest: SlackDestination, text: str) -> HttpRequest:
-    return _json_post(dest.url, {"text": text})
+    return _json_post(dest.url, {"text": render.slack_escape(text)})
 
 
 # --- Microsoft Teams -----------------------------------------------------------
 # A Workflows webhook takes a message with one Adaptive Card 1.4 attachment
 # (1.5 is not rendered; without wrap long text is cut); the retired legacy
 # connectors take {"text": ...}. A message may be 28 KB in all: 24,000 bytes
-# of text leaves room for the envelope. Throttled above 4 requests/s.
+# of text leaves room for the envelope. Throttled above 4 requests/s. Both
+# render Markdown links.
 
 
 def teams_request(dest: TeamsDestination, text: str) -> HttpRequest:
+    text = render.markdown_escape(text)
     if dest.format == "legacy":
         return _json_post(dest.url, {"text": text})
     card = {
@@ -237,7 +241,7 @@ def teams_request(dest: TeamsDestination, text: str) -> HttpRequest:
 def discord_request(dest: DiscordDestination, text: str) -> HttpRequest:
     # An empty parse list: "@everyone" in a log line pings nobody.
     document = {
-        "content": text,
+        "content": render.discord_escape(text),
         "allowed_mentions": {"parse": []},
     }
     return _json_post(dest.url, document)
@@ -292,7 +296,7 @@ SERVICES: dict[str, Service[Any]] = {
         limit=40_000,
         digest_limit=4000,
         measure=render.characters,
-        escape=render.as_is,
+        escape=render.slack_escape,
         chat=True,
         pace=_every(1.0),
     ),
@@ -302,7 +306,7 @@ SERVICES: dict[str, Service[Any]] = {
         limit=24_000,
         digest_limit=24_000,
         measure=render.json_bytes,
-        escape=render.as_is,
+        escape=render.markdown_escape,
         chat=True,
         pace=_every(0.25),
     ),
@@ -312,7 +316,7 @@ SERVICES: dict[str, Service[Any]] = {
         limit=2000,
         digest_limit=2000,
         measure=render.utf16_units,
-        escape=render.as_is,
+        escape=render.discord_escape,
         chat=True,
         pace=_every(0.0),
         body_wait=discord_wait,

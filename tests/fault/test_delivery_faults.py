@@ -8,13 +8,14 @@ real service or an attacker did.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_env
+from tests.conftest import WebhookServer, base_env
 
 pytestmark = pytest.mark.fault
 
@@ -31,6 +32,57 @@ def send_test(
         text=True,
         timeout=timeout,
     )
+
+
+HOSTILE = (
+    "login failure for user <!channel> <https://evil.test|Login here> "
+    "[Login here](https://evil.test/x) <@123456> \\[not a link\\] a\\b & c "
+    "from 192.0.2.7 via ssh"
+)
+
+
+def slack_shows(text: str) -> str:
+    """Slack's three entities read back."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def markdown_shows(text: str) -> str:
+    """A backslash escape read back, as Markdown does (Discord, Teams)."""
+    return re.sub(r"\\([^0-9A-Za-z\s])", r"\1", text)
+
+
+@pytest.mark.parametrize("notifier", ["Slack", "Discord", "Teams"])
+def test_log_text_cannot_ping_a_channel_or_disguise_a_link(
+    tmp_path: Path, webhook: WebhookServer, notifier: str
+) -> None:
+    """1. a log line carries a user name made of Slack and Markdown markup;
+    2. send-test sends it to Slack, Discord and Teams.
+    Result: each service gets the text escaped its own way (no unescaped <
+    for Slack, no unescaped [ for Markdown, Discord mentions off) and shows
+    exactly the text alertik would send."""
+    done = send_test(
+        tmp_path,
+        {f"{notifier.upper()}_WEBHOOK_URL": f"{webhook.url}/hook"},
+        notifier,
+        HOSTILE,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = webhook.requests[0].json()
+    if notifier == "Slack":
+        text = document["text"]
+        assert "<" not in text and ">" not in text
+        assert slack_shows(text) == HOSTILE
+    elif notifier == "Discord":
+        text = document["content"]
+        assert document["allowed_mentions"] == {"parse": []}
+        assert not re.search(r"(?<!\\)(\\\\)*[\[\]]", text)
+        assert "\\<@123456>" in text
+        assert markdown_shows(text) == HOSTILE
+    else:
+        (attachment,) = document["attachments"]
+        text = attachment["content"]["body"][0]["text"]
+        assert not re.search(r"(?<!\\)(\\\\)*[\[\]]", text)
+        assert markdown_shows(text) == HOSTILE
 
 
 @pytest.mark.parametrize(

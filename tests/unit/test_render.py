@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -185,3 +186,45 @@ def test_slack_digests_stay_readable_although_single_texts_may_be_long() -> None
     texts = ["s" * 100] * 100
     assert services.pack("slack", texts) < 40
     assert services.parts("slack", "s" * 30_000) == ["s" * 30_000]
+
+
+def markdown_shows(text: str) -> str:
+    """A Markdown backslash escape read back (Discord, Teams)."""
+    return re.sub(r"\\([^0-9A-Za-z\s])", r"\1", text)
+
+
+@given(st.text(alphabet=st.sampled_from("ab <>&[]()\\|!@#:/*_é")))
+def test_each_escape_shows_the_text_exactly_and_leaves_no_markup(text: str) -> None:
+    slack = render.slack_escape(text)
+    assert "<" not in slack and ">" not in slack
+    assert slack_shows(slack) == text
+    for escape in (render.markdown_escape, render.discord_escape):
+        escaped = escape(text)
+        # Every bracket is escaped by an odd number of backslashes.
+        assert not re.search(r"(?<!\\)(\\\\)*[\[\]]", escaped)
+        assert markdown_shows(escaped) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("<@123> <@!1> <@&2> <#3>", "\\<@123> \\<@!1> \\<@&2> \\<#3>"),
+        (
+            "</ban:99> <:x:1> <a:y:2> <t:1700000000:R>",
+            "\\</ban:99> \\<:x:1> \\<a:y:2> \\<t:1700000000:R>",
+        ),
+        ("<https://evil.test/x>", "\\<https://evil.test/x>"),
+        ("<b>x</b> <@name> <#general>", "<b>x</b> <@name> <#general>"),
+    ],
+)
+def test_discord_tags_are_shown_as_typed_and_other_angles_left_alone(
+    text: str, escaped: str
+) -> None:
+    assert render.discord_escape(text) == escaped
+
+
+def test_a_split_counts_the_escaped_size() -> None:
+    text = "<" * 50_000  # 50,000 characters, 200,000 once escaped for Slack
+    parts = services.parts("slack", text)
+    assert all(len(render.slack_escape(p)) <= 40_000 for p in parts)
+    assert len(parts) == render.MAX_PARTS
