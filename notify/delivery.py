@@ -9,13 +9,15 @@ caller stops it. ``HttpTransport`` makes the requests: one
 ``requests.Session`` per destination, with explicit timeouts.
 
 Webhook URLs and the Telegram token are credentials: nothing this module logs,
-returns or raises contains them (requests puts the URL in its exception text;
-``scrub`` takes it out).
+returns or raises contains them, in any encoding (requests puts the URL in its
+exception text; a service may echo it in an error body; ``scrub`` takes it
+out).
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
 import re
@@ -148,9 +150,8 @@ def secrets_of(url: str) -> list[str]:
     # show up alone (Telegram's "bot<token>" segment, Slack's secret part).
     for piece in re.split(r"[/?&=]", unquote(tail)):
         if len(piece) >= 6:
+            found.update(_token_pieces(piece[3:] if piece.startswith("bot") else piece))
             found.add(piece)
-            if piece.startswith("bot"):
-                found.add(piece[3:])
     if parts.password:
         found.add(parts.password)
     return sorted(found, key=len, reverse=True)
@@ -177,21 +178,66 @@ def secrets_for(dest: Destination) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+def _hex(byte: int) -> str:
+    """A byte as two hex digits, either case."""
+    return "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in f"{byte:02x}")
+
+
+def _encodings(char: str) -> str:
+    """A pattern for char in each encoding a URL takes in practice."""
+    code = ord(char)
+    forms = [re.escape(char)]
+    # Percent-encoded, also twice (%253A).
+    forms.append("".join(f"%(?:25)?{_hex(b)}" for b in char.encode("utf-8")))
+    if code < 0x10000:
+        # JSON's \u escape, and HTML's numeric character references.
+        forms.append(rf"\\u{_hex(code >> 8)}{_hex(code & 0xFF)}")
+        forms.append(
+            rf"&#0{{0,3}}{code};|&#[xX]0{{0,3}}{code:x};|&#[xX]0{{0,3}}{code:X};"
+        )
+    if char == "&":
+        forms.append("&amp;")
+    # JSON escapes "/" as "\/"; a JSON text inside a JSON string doubles it.
+    return r"(?:\\{0,2}(?:" + "|".join(forms) + "))"
+
+
+# A secret that reached the end of what was read may be cut short there and
+# go unrecognised: that many characters per character of the longest secret
+# are dropped from the end of a body that was not read whole.
+_MAX_ENCODED = 24
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    alternatives = [
+        "".join(_encodings(c) for c in s)
+        for s in sorted(secrets, key=len, reverse=True)
+        if s
+    ]
+    return re.compile("|".join(alternatives)) if alternatives else None
+
+
 def scrub(text: str, secrets: list[str]) -> str:
-    """Text with every secret replaced by ``<redacted>``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
+    """Text with every secret, however encoded, replaced by ``<redacted>``."""
+    pattern = _pattern(tuple(secrets))
+    if pattern is not None:
+        text = pattern.sub("<redacted>", text)
     return re.sub(r"(with url: )\S+", r"\1<redacted>", text)
 
 
 def excerpt(body: bytes, secrets: list[str], truncated: bool = False) -> str:
-    """A short, one-line, scrubbed piece of a response body for the log."""
-    text = body[: BODY_EXCERPT * 4].decode("utf-8", "replace")
+    """A short, one-line, scrubbed piece of a response body for the log.
+
+    The whole body read is scrubbed before anything is cut from it, so a
+    secret is never cut in two and half of it shown.
+    """
+    text = scrub(body.decode("utf-8", "replace"), secrets)
+    if truncated and secrets:
+        text = text[: max(0, len(text) - _MAX_ENCODED * max(map(len, secrets)))]
     text = " ".join(text.split())
     if len(text) > BODY_EXCERPT:
         text = text[:BODY_EXCERPT] + "..."
-    return scrub(text, secrets)
+    return text
 
 
 # --- pacing ---------------------------------------------------------------------

@@ -8,14 +8,16 @@ real service or an attacker did.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import WebhookServer, base_env
+from tests.conftest import Reply, WebhookServer, base_env
 
 pytestmark = pytest.mark.fault
 
@@ -83,6 +85,48 @@ def test_log_text_cannot_ping_a_channel_or_disguise_a_link(
         text = attachment["content"]["body"][0]["text"]
         assert not re.search(r"(?<!\\)(\\\\)*[\[\]]", text)
         assert markdown_shows(text) == HOSTILE
+
+
+def leaked(secret: str, text: str) -> list[str]:
+    """Every 5-character piece of secret that text contains."""
+    pieces = [secret[i : i + 5] for i in range(len(secret) - 4)]
+    return [piece for piece in pieces if piece in text]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # The token straddles the 300th character of the excerpt.
+        "e" * 282 + " " + TOKEN + " is not valid",
+        # The token straddles the end of what is read of a long body, after
+        # whitespace that shrinks to one space before the excerpt is cut.
+        " " * (16 * 1024 - 10) + TOKEN + " and more",
+        # The URL echoed percent-encoded, JSON-escaped, twice percent-encoded.
+        "no route for " + quote(f"/bot{TOKEN}/sendMessage", safe=""),
+        json.dumps({"url": f"http://x/bot{TOKEN}/sendMessage"}).replace("/", "\\/"),
+        "bad key " + quote(quote(TOKEN, safe=""), safe=""),
+        "key=" + "".join(f"\\u{ord(c):04x}" for c in TOKEN),
+    ],
+    ids=["at-the-cut", "after-spaces", "percent", "json", "percent-twice", "json-u"],
+)
+def test_a_token_echoed_in_an_error_body_never_reaches_the_output(
+    tmp_path: Path, webhook: WebhookServer, body: str
+) -> None:
+    webhook.replies = [Reply(400, body.encode())]
+    done = send_test(
+        tmp_path,
+        {
+            "TELEGRAM_API_URL": webhook.url,
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_CHAT_ID": "42",
+        },
+        "Telegram",
+        "hi",
+    )
+    assert done.returncode == 1
+    assert "NOT delivered (refused): HTTP 400" in done.stdout
+    out = done.stdout + done.stderr
+    assert leaked(TOKEN.split(":")[1], out) == []
 
 
 @pytest.mark.parametrize(

@@ -215,3 +215,35 @@ def test_sessions_read_proxy_settings_once_and_then_ignore_the_environment(
     assert insecure.verify is False
     for session in (out, inside, insecure):
         session.close()
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        "123456%3AAAF-secret_Token",
+        "123456%3aAAF-secret_Token",
+        "123456%253AAAF-secret_Token",
+        "https:\\/\\/api.telegram.org\\/bot123456:AAF-secret_Token\\/sendMessage",
+        "".join(f"\\u{ord(c):04x}" for c in "AAF-secret_Token"),
+        "123456&#58;AAF&#x2d;secret_Token",
+        "AAF-secret_Token",
+    ],
+)
+def test_scrubbing_catches_every_encoding_a_url_takes(leak: str) -> None:
+    clean = scrub(f"echo: {leak} end", secrets_of(TOKEN_URL))
+    assert "secret" not in clean
+    assert clean.startswith("echo: ") and clean.endswith(" end")
+
+
+def test_a_secret_is_scrubbed_before_the_excerpt_is_cut() -> None:
+    body = b"e" * 285 + b" 123456:AAF-secret_Token"
+    text = excerpt(body, secrets_of(TOKEN_URL))
+    assert "AAF" not in text and "secr" not in text
+
+
+def test_the_end_of_a_body_read_in_part_is_dropped() -> None:
+    # What was read ends inside the token: it cannot be recognised, so the
+    # end of what was read is never shown.
+    body = b" " * 4000 + b"123456:AAF-sec"
+    assert "AAF" not in excerpt(body, secrets_of(TOKEN_URL), truncated=True)
+    assert "AAF" in excerpt(body, [], truncated=True)
