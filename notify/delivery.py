@@ -52,6 +52,9 @@ MAX_SERVER_WAIT = 3600.0
 # How much of a refusal's body goes into the log: enough for the service's
 # error text, not a whole HTML error page.
 BODY_EXCERPT = 300
+# One destination's retries are logged at most this often (the tap still
+# reports every one); the warning says how many it left out.
+RETRY_LOG_EVERY = 10.0
 USER_AGENT = "alertik"
 
 
@@ -370,6 +373,8 @@ class Courier:
             else HttpTransport(dest, self.service, cfg, self._secrets)
         )
         self.pacer = Pacer(self.service.pace(dest))
+        self._warned_at = -RETRY_LOG_EVERY
+        self._unlogged = 0
 
     def close(self) -> None:
         """Close the transport's connections."""
@@ -388,6 +393,23 @@ class Courier:
         if not attempt.body:
             return reason
         return f"{reason}: {excerpt(attempt.body, self._secrets, attempt.truncated)}"
+
+    def _warn(self, reason: str, attempts: int, delay: float) -> None:
+        """Log a retry, at most once per RETRY_LOG_EVERY for this destination."""
+        now = self._clock()
+        if now - self._warned_at < RETRY_LOG_EVERY:
+            self._unlogged += 1
+            return
+        more = (
+            f" ({self._unlogged} more retries since the last warning)"
+            if self._unlogged
+            else ""
+        )
+        log.warning(
+            "%s: %s; retry %d in %.1f s%s", self.name, reason, attempts, delay, more
+        )
+        self._warned_at = now
+        self._unlogged = 0
 
     def send(
         self,
@@ -427,16 +449,16 @@ class Courier:
             if verdict.action in ("failed", "disabled"):
                 detail = self._detail(attempt, verdict.reason)
                 return Outcome(verdict.action, attempts, attempt.status, detail)
+            # Never sooner than our own backoff: a "Retry-After: 0" (or a date
+            # in the past) would otherwise retry as fast as the service answers.
             delay = backoff(attempts, self._cfg.retry_max_seconds, self._rand())
             if verdict.wait is not None:
-                delay = verdict.wait
+                delay = max(delay, verdict.wait)
                 self.pacer.hold(self._clock(), delay)
             # The pace holds for retries too; say how long we really wait.
             delay = max(delay, self.pacer.delay(self._clock()))
             reason = self._detail(attempt, verdict.reason or "no answer")
-            log.warning(
-                "%s: %s; retry %d in %.1f s", self.name, reason, attempts, delay
-            )
+            self._warn(reason, attempts, delay)
             if on_retry is not None:
                 on_retry(attempts, Verdict("retry", verdict.wait, reason))
             if not self._sleep(delay, deadline):

@@ -8,16 +8,18 @@ real service or an attacker did.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import Reply, WebhookServer, base_env
+from tests.conftest import Reply, Request, WebhookServer, base_env
 
 pytestmark = pytest.mark.fault
 
@@ -34,6 +36,40 @@ def send_test(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"),
+    [
+        (429, "0"),
+        (503, "0"),
+        (429, email.utils.formatdate(time.time() - 3600, usegmt=True)),
+    ],
+    ids=["429-zero", "503-zero", "429-date-in-the-past"],
+)
+def test_a_retry_after_of_zero_or_in_the_past_does_not_retry_in_a_tight_loop(
+    tmp_path: Path, webhook: WebhookServer, status: int, retry_after: str
+) -> None:
+    """1. for 2 s the service answers every request with status and
+    Retry-After: 0 (or a date an hour ago), then 200;
+    2. send-test sends one message (ALERTIK_RETRY_MAX_DELAY=0.5).
+    Result: delivered after a handful of requests (the backoff is a floor,
+    0.25-0.5 s here), and a handful of warnings, not thousands."""
+    start = time.monotonic()
+
+    def reply(req: Request) -> Reply:
+        if time.monotonic() - start < 2.0:
+            return Reply(status, b"slow down", {"Retry-After": retry_after})
+        return Reply()
+
+    webhook.replies = reply
+    done = send_test(
+        tmp_path, {"GENERIC1_WEBHOOK_URL": f"{webhook.url}/hook"}, "Generic1", "hi"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 3 <= len(webhook.requests) <= 12, len(webhook.requests)
+    warnings = [line for line in done.stderr.splitlines() if "WARNING" in line]
+    assert 1 <= len(warnings) <= 2, warnings
 
 
 HOSTILE = (
