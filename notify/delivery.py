@@ -1,4 +1,4 @@
-"""Delivery to one destination: retries, pacing, and HTTP requests.
+"""Delivery to one destination: retries, pacing, and bounded HTTP requests.
 
 The policy is made of pure functions (``classify``, ``backoff``,
 ``server_wait``, ``scrub``, ``excerpt``) and a ``Pacer`` driven by an explicit
@@ -6,7 +6,8 @@ clock, so it is tested without a network; what is particular to one service
 comes from its entry in ``notify/services.py``. ``Courier`` applies the
 policy: it sends one message until it is delivered, fails for good, or the
 caller stops it. ``HttpTransport`` makes the requests: one
-``requests.Session`` per destination, with explicit timeouts.
+``requests.Session`` per destination, at most ``MAX_BODY`` bytes of any answer
+read, and a deadline on each whole request.
 
 Webhook URLs and the Telegram token are credentials: nothing this module logs,
 returns or raises contains them, in any encoding (requests puts the URL in its
@@ -21,6 +22,7 @@ import functools
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +32,9 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 import requests
+import requests.adapters
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from alertik.common.config import NotifyConfig
 from alertik.common.destinations import Destination
@@ -52,6 +57,10 @@ MAX_SERVER_WAIT = 3600.0
 # How much of a refusal's body goes into the log: enough for the service's
 # error text, not a whole HTML error page.
 BODY_EXCERPT = 300
+# The most of any answer that is read: error texts and 429 details are small;
+# a service that answers with megabytes gets its connection closed instead.
+MAX_BODY = 16 * 1024
+READ_CHUNK = 4096
 # One destination's retries are logged at most this often (the tap still
 # reports every one); the warning says how many it left out.
 RETRY_LOG_EVERY = 10.0
@@ -269,12 +278,127 @@ class Pacer:
 # --- HTTP -----------------------------------------------------------------------
 
 
-def make_session(dest: Destination) -> requests.Session:
+class _Cutter:
+    """Cuts the connection of a request that is still running at its deadline.
+
+    The timeouts of the HTTP library bound each read, not a whole request: an
+    answer trickled one byte at a time never ends. A connection tells the
+    cutter when it sends a request; a thread of the cutter's own shuts that
+    connection's socket down if the request is still running at its deadline,
+    and the blocked read returns at once.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._conn: Any = None
+        self._due: float | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.fired = False
+
+    def using(self, conn: object) -> None:
+        """The connection of the request now starting."""
+        with self._lock:
+            self._conn = conn
+
+    def arm(self, seconds: float) -> None:
+        """A request starts now and must be over within seconds."""
+        with self._lock:
+            self.fired = False
+            self._conn = None
+            self._due = time.monotonic() + seconds
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"deadline-{self._name}", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+
+    def disarm(self) -> None:
+        """The request is over."""
+        with self._lock:
+            self._due = None
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._changed.notify()
+
+    def _run(self) -> None:
+        with self._lock:
+            while not self._closed:
+                if self._due is None:
+                    self._changed.wait()
+                    continue
+                left = self._due - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                self._due = None
+                self.fired = True
+                sock = getattr(self._conn, "sock", None)
+                if sock is not None:
+                    try:
+                        # The plain socket's shutdown, also under TLS: it
+                        # wakes the reading thread, which then fails.
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+
+def _pool_classes(cutter: _Cutter) -> dict[str, type[HTTPConnectionPool]]:
+    """Connection pools whose connections report to cutter."""
+
+    class Connection(HTTPConnection):
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            cutter.using(self)
+            super().request(*args, **kwargs)
+
+    class TLSConnection(HTTPSConnection):
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            cutter.using(self)
+            super().request(*args, **kwargs)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class TLSPool(HTTPSConnectionPool):
+        ConnectionCls = TLSConnection
+
+    return {"http": Pool, "https": TLSPool}
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with connections that a _Cutter can cut."""
+
+    def __init__(self, cutter: _Cutter) -> None:
+        self._cutter = cutter
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self._cutter)
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(*args, **kwargs)
+        manager.pool_classes_by_scheme = _pool_classes(self._cutter)
+        return manager
+
+
+def make_session(
+    dest: Destination, adapter: requests.adapters.HTTPAdapter | None = None
+) -> requests.Session:
     """A session for one destination: keep-alive, TLS verified unless opted out."""
     # urllib3 logs request paths at DEBUG, and a path holds the token or the
     # webhook secret: keep its chatter out even when ALERTIK_LOG_LEVEL=DEBUG.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     session = requests.Session()
+    if adapter is not None:
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
     # Proxies (HTTPS_PROXY, NO_PROXY) and a CA bundle (REQUESTS_CA_BUNDLE) from
     # the environment are read once here: left to requests, every request
     # scans the environment again, which cost a third of notify's time.
@@ -286,11 +410,19 @@ def make_session(dest: Destination) -> requests.Session:
     session.verify = found["verify"]
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
+    # A compressed answer can unpack to far more than MAX_BODY in one read.
+    session.headers["Accept-Encoding"] = "identity"
     return session
 
 
 class HttpTransport:
-    """Sends one destination's HTTP requests."""
+    """Sends one destination's HTTP requests, each bounded in size and time.
+
+    A request must be over within connect + read timeout (ALERTIK_HTTP_*),
+    however slowly the service answers; of its answer at most MAX_BODY bytes
+    are read. Once the status is known it stands: a 2xx whose body is cut
+    short still counts as delivered.
+    """
 
     def __init__(
         self,
@@ -304,17 +436,21 @@ class HttpTransport:
         self._dest = dest
         self._build = service.request
         self._timeout = (cfg.connect_timeout, cfg.read_timeout)
+        self.deadline = cfg.connect_timeout + cfg.read_timeout
         self._secrets = secrets
-        self._session = make_session(dest)
+        self._cutter = _Cutter(dest.name)
+        self._session = make_session(dest, _Adapter(self._cutter))
 
     def close(self) -> None:
         """Close the session's connections."""
+        self._cutter.close()
         self._session.close()
 
     def attempt(self, text: str) -> Attempt:
         """One request carrying text; never raises for network trouble."""
         req = self._build(self._dest, text)
         started = time.monotonic()
+        self._cutter.arm(self.deadline)
         try:
             resp = self._session.request(
                 req.method,
@@ -323,25 +459,54 @@ class HttpTransport:
                 headers=dict(req.headers),
                 timeout=self._timeout,
                 allow_redirects=False,
+                stream=True,
             )
         except requests.RequestException as exc:
-            # str(exc) names the URL, token included: scrub it.
-            error = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
+            self._cutter.disarm()
+            if self._cutter.fired:
+                error = f"Timeout: no complete answer within {self.deadline:g} s"
+            else:
+                # str(exc) names the URL, token included: scrub it.
+                error = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
             return Attempt(None, {}, b"", error, time.monotonic() - started)
         except Exception as exc:
             # Not a network problem: a bug, so crash, but without the URL in
             # the message or in a chained exception's message.
+            self._cutter.disarm()
             error = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
             raise RuntimeError(f"{self._dest.shown()}: {error}") from None
-        with resp:
-            content = resp.content
+        try:
+            body, truncated = self._read(resp)
+        finally:
+            self._cutter.disarm()
+            resp.close()
         return Attempt(
             resp.status_code,
             dict(resp.headers),
-            content,
+            body,
             "",
             time.monotonic() - started,
+            truncated,
         )
+
+    @staticmethod
+    def _read(resp: requests.Response) -> tuple[bytes, bool]:
+        """At most MAX_BODY bytes of the answer, and whether there was more."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in resp.iter_content(READ_CHUNK):
+                room = MAX_BODY - size
+                if len(chunk) > room:
+                    chunks.append(chunk[:room])
+                    return b"".join(chunks), True
+                chunks.append(chunk)
+                size += len(chunk)
+        except requests.RequestException:
+            # Cut at the deadline, or the connection failed: the status
+            # stands, with what came of the body.
+            return b"".join(chunks), True
+        return b"".join(chunks), False
 
 
 # --- the courier ------------------------------------------------------------------

@@ -67,6 +67,12 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     reset: bool = False  # close the connection without answering
+    # Hostile answers: `filler` zero bytes after the body (in 64 KiB writes,
+    # stopping when the client hangs up), or every byte `trickle` seconds
+    # apart, the body only, or (with trickle_headers) the headers too.
+    filler: int = 0
+    trickle: float = 0.0
+    trickle_headers: bool = False
 
 
 class WebhookServer:
@@ -80,6 +86,8 @@ class WebhookServer:
         self.requests: list[Request] = []
         self.arrived: queue.Queue[Request] = queue.Queue()
         self.replies: list[Reply] | Callable[[Request], Reply] = [Reply()]
+        # Bytes of each answer written before it ended or the client left.
+        self.written: list[int] = []
         self._lock = threading.Lock()
         server = self
 
@@ -114,12 +122,50 @@ class WebhookServer:
                 with server._lock:
                     server.requests.append(req)
                 server.arrived.put(req)
+                if reply.filler or reply.trickle:
+                    self._hostile(reply)
+                    return
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
                 self.wfile.write(reply.body)
+
+            def _hostile(self, reply: Reply) -> None:
+                self.close_connection = True
+                length = len(reply.body) + reply.filler
+                head = (
+                    f"HTTP/1.1 {reply.status} Whatever\r\n"
+                    + "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
+                    + f"Content-Length: {length}\r\n\r\n"
+                ).encode()
+                if reply.trickle_headers:
+                    # Never ends: one more header byte at a time.
+                    head = head.replace(b"\r\n\r\n", b"\r\nX-Slow: ") + b"y" * 10**6
+                written = 0
+                try:
+                    if reply.trickle:
+                        if not reply.trickle_headers:
+                            self.wfile.write(head)
+                            head = reply.body + b"\0" * reply.filler
+                        for i in range(len(head)):
+                            self.wfile.write(head[i : i + 1])
+                            self.wfile.flush()
+                            written += 1
+                            time.sleep(reply.trickle)
+                    else:
+                        self.wfile.write(head + reply.body)
+                        chunk = b"\0" * 65536
+                        while written < reply.filler:
+                            n = min(len(chunk), reply.filler - written)
+                            self.wfile.write(chunk[:n])
+                            written += n
+                except OSError:
+                    pass  # the client hung up
+                finally:
+                    with server._lock:
+                        server.written.append(written)
 
             do_POST = _handle
             do_GET = _handle

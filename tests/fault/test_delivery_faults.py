@@ -72,6 +72,90 @@ def test_a_retry_after_of_zero_or_in_the_past_does_not_retry_in_a_tight_loop(
     assert 1 <= len(warnings) <= 2, warnings
 
 
+def test_a_huge_answer_is_read_only_in_part_and_still_delivers(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    """1. the service answers 200 with a body of 128 MiB;
+    2. send-test sends one message.
+    Result: delivered; the client hung up long before the service could
+    write the body (a few MiB at most sit in socket buffers)."""
+    webhook.replies = [Reply(200, b"ok", filler=128 * 1024 * 1024)]
+    done = send_test(
+        tmp_path, {"GENERIC1_WEBHOOK_URL": f"{webhook.url}/hook"}, "Generic1", "hi"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "delivered, HTTP 200, 1 attempt" in done.stdout
+    for _ in range(100):
+        if webhook.written:
+            break
+        time.sleep(0.05)
+    assert webhook.written and webhook.written[0] < 32 * 1024 * 1024, webhook.written
+
+
+def test_a_huge_refusal_is_read_only_in_part_and_its_start_is_shown(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    webhook.replies = [
+        Reply(400, b'{"error": "bad payload"}', filler=128 * 1024 * 1024)
+    ]
+    done = send_test(
+        tmp_path, {"GENERIC1_WEBHOOK_URL": f"{webhook.url}/hook"}, "Generic1", "hi"
+    )
+    assert done.returncode == 1
+    assert 'NOT delivered (refused): HTTP 400: {"error": "bad payload"}' in done.stdout
+    assert len(done.stdout) < 1000
+
+
+def test_an_answer_trickled_byte_by_byte_ends_at_the_request_deadline(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    """1. the service sends 200 and its headers, then the body one byte every
+    0.2 s (1000 bytes: 200 s), each byte well within the read timeout;
+    2. send-test with connect and read timeouts of 1 s (a 2 s deadline).
+    Result: delivered (the status was 200) about 2 s later, not 200 s."""
+    webhook.replies = [Reply(200, b"o" * 1000, trickle=0.2)]
+    started = time.monotonic()
+    done = send_test(
+        tmp_path,
+        {
+            "GENERIC1_WEBHOOK_URL": f"{webhook.url}/hook",
+            "ALERTIK_HTTP_CONNECT_TIMEOUT": "1",
+            "ALERTIK_HTTP_READ_TIMEOUT": "1",
+        },
+        "Generic1",
+        "hi",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "delivered, HTTP 200, 1 attempt" in done.stdout
+    assert time.monotonic() - started < 10
+
+
+def test_trickled_headers_end_at_the_request_deadline_and_are_retried(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    """1. the first answer's headers never end (one byte every 0.2 s); the
+    second answer is a plain 200;
+    2. send-test with a 2 s request deadline.
+    Result: the first attempt is given up after about 2 s as a timeout and
+    the second delivers."""
+    webhook.replies = [Reply(200, trickle=0.2, trickle_headers=True), Reply()]
+    started = time.monotonic()
+    done = send_test(
+        tmp_path,
+        {
+            "GENERIC1_WEBHOOK_URL": f"{webhook.url}/hook",
+            "ALERTIK_HTTP_CONNECT_TIMEOUT": "1",
+            "ALERTIK_HTTP_READ_TIMEOUT": "1",
+        },
+        "Generic1",
+        "hi",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "delivered, HTTP 200, 2 attempts" in done.stdout
+    assert "Timeout" in done.stderr
+    assert time.monotonic() - started < 10
+
+
 HOSTILE = (
     "login failure for user <!channel> <https://evil.test|Login here> "
     "[Login here](https://evil.test/x) <@123456> \\[not a link\\] a\\b & c "
