@@ -84,7 +84,6 @@ class StopFlag:
         self.signal_name = signal.Signals(signum).name
         self._event.set()
 
-
     def handle_reload(self, signum: int, frame: object) -> None:
         """SIGHUP handler: only records; the loop reloads within POLL_MS."""
         self.reload.set()
