@@ -4,8 +4,17 @@ As in alertik, the log doubles as an archive of the router's log; unlike
 alertik it rotates, so a 5 MB tmpfs on /log never fills up.
 
 Lines are ``[YYYY-MM-DD HH:MM:SS] sender text``: the time of receipt (local
-time), the sender's address, and the message with trailing CR/LF removed and
-inner ones shown as ``\\r``/``\\n``; bytes that are not UTF-8 become U+FFFD.
+time), the sender's address, and the message with trailing CR/LF removed;
+bytes that are not UTF-8 become U+FFFD.
+
+The text of a message is the sender's (a user name in a failed login is
+whatever an attacker typed), so no control character reaches the file raw:
+someone reading the archive in a terminal must see the text, not have it move
+the cursor, recolour the screen or rewrite what is shown (ANSI escape
+sequences), and every message must stay one line. CR, LF and TAB are shown as
+``\\r``, ``\\n`` and ``\\t``; every other C0 control, DEL and every C1 control
+as ``\\xHH``; the Unicode line and paragraph separators and the bidirectional
+overrides (which reorder what a terminal shows) as ``\\uHHHH``.
 
 Lines are gathered in memory and written in one ``write()`` when the matcher
 runs out of input (``flush()``) or FLUSH_BYTES have piled up, not one system
@@ -22,6 +31,16 @@ empty file. Files that are not regular files (``/dev/stdout``) never rotate.
 When the file cannot be written (a read-only or full file system), the lines
 are counted as lost, one throttled error says so, and writing is tried again
 every RETRY_SECONDS: matching and alerts go on regardless.
+
+A file deleted or moved away from outside (``rm log.txt``, logrotate without
+``copytruncate``) is noticed and replaced: before each write the archive
+compares the device and inode of the path with those of the file it holds
+open, as ``logging.handlers.WatchedFileHandler`` does, and opens the path
+afresh when they differ, with a warning. That is one ``stat()`` per write, and
+a write carries a whole batch of lines under a flood, so the check costs next
+to nothing, and no line goes to a file nobody can see any more. A file
+truncated in place (``copytruncate``) is noticed too, so rotation goes by its
+real size.
 """
 
 from __future__ import annotations
@@ -29,6 +48,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import stat
 import sys
 import time
@@ -50,12 +70,37 @@ SENDER_CACHE = 1024
 REPORT_SECONDS = 30.0
 
 
+# Control characters in ASCII text: C0 and DEL. A cheap test first (bytes
+# .translate runs in C), the regex below only when one is there.
+_ASCII_CONTROLS = bytes(range(0x20)) + b"\x7f"
+# Everything shown escaped, in valid UTF-8 (which _utf8 guarantees): C0, DEL,
+# C1 (U+0080..U+009F, encoded C2 80..C2 9F), U+2028 and U+2029 (line and
+# paragraph separators), U+202A..U+202E and U+2066..U+2069 (bidirectional
+# embeddings, overrides and isolates). A lead byte never occurs inside
+# another character in UTF-8, so the byte patterns cannot match mid-character.
+_CONTROL = re.compile(
+    rb"[\x00-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]"
+)
+_NAMED = {b"\r": b"\\r", b"\n": b"\\n", b"\t": b"\\t"}
+
+
+def _show(match: re.Match[bytes]) -> bytes:
+    """How one control character is written: a backslash escape."""
+    raw = match.group()
+    named = _NAMED.get(raw)
+    if named is not None:
+        return named
+    point = ord(raw.decode("utf-8"))
+    return (b"\\x%02x" if point < 0x100 else b"\\u%04x") % point
+
+
 def _escape(text: bytes) -> bytes:
-    """One line per message: trailing newlines go, inner ones are shown as \\n."""
+    """One visible line per message (text is valid UTF-8): trailing newlines
+    go, every control character left is shown as an escape."""
     text = text.rstrip(b"\r\n")
-    if b"\n" in text or b"\r" in text:
-        text = text.replace(b"\r", b"\\r").replace(b"\n", b"\\n")
-    return text
+    if text.isascii() and len(text.translate(None, _ASCII_CONTROLS)) == len(text):
+        return text
+    return _CONTROL.sub(_show, text)
 
 
 def _utf8(text: str | bytes) -> bytes:
@@ -79,6 +124,7 @@ class Archive:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._file: io.FileIO | None = None
+        self._identity = (0, 0)  # (st_dev, st_ino) of the open file
         self._size = 0  # bytes in the file, written or pending
         self._rotates = True
         self._retry_at = 0.0
@@ -117,8 +163,8 @@ class Archive:
         # stamp and the sender change rarely.
         if type(text) is bytes and text.isascii():
             body = text.rstrip(b"\r\n")
-            if b"\n" in body or b"\r" in body:
-                body = _escape(body)
+            if len(body.translate(None, _ASCII_CONTROLS)) != len(body):
+                body = _CONTROL.sub(_show, body)
         else:
             body = _escape(_utf8(text))
         stamp = self._stamp if int(when) == self._last_second else self._time(when)
@@ -135,7 +181,7 @@ class Archive:
             self._open()  # learns the size of what is there already
         size = len(line)
         if self.max_bytes > 0 and self._size and self._size + size >= self.max_bytes:
-            self._rotate()
+            self._rotate(size)
         self._pending.append(line)
         self._pending_bytes += size
         self._size += size
@@ -146,6 +192,8 @@ class Archive:
         """Write every gathered line (the matcher calls this when it is idle)."""
         if not self._pending:
             return
+        if self._file is not None and self._rotates:
+            self._follow()
         data = b"".join(self._pending)
         count = len(self._pending)
         self._pending.clear()
@@ -184,8 +232,30 @@ class Archive:
             self._close_file()
             return False
         self._rotates = stat.S_ISREG(info.st_mode)
+        self._identity = (info.st_dev, info.st_ino)
         self._size = info.st_size + self._pending_bytes
         return True
+
+    def _follow(self) -> None:
+        """Open the path afresh if the file we hold is no longer there."""
+        assert self.path
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            why = "was deleted or moved away"
+        except OSError:
+            return  # cannot tell; the write will say what is wrong
+        else:
+            if (info.st_dev, info.st_ino) == self._identity:
+                written = self._size - self._pending_bytes
+                if info.st_size < written:
+                    # Truncated from outside (logrotate copytruncate).
+                    self._size = info.st_size + self._pending_bytes
+                return
+            why = "was replaced (moved away or rotated from outside)"
+        log.warning("archive: %s %s; writing to a new %s", self.path, why, self.path)
+        self._close_file()
+        self._open()
 
     def _close_file(self) -> None:
         if self._file is not None:
@@ -195,10 +265,14 @@ class Archive:
                 pass
             self._file = None
 
-    def _rotate(self) -> None:
+    def _rotate(self, incoming: int) -> None:
         """Start a new file, keeping ``backups`` old ones (see the module doc)."""
         if not self.path or not self._rotates:
             return
+        if self._file is not None:
+            self._follow()  # replaced or truncated from outside: a new size
+            if self._size + incoming < self.max_bytes:
+                return
         self.flush()
         self._close_file()
         base = self.path
