@@ -106,6 +106,7 @@ class IngestConfig(_Frozen, frozen=True, kw_only=True):
     node_name: str
     tcp_max_connections: int
     tcp_idle_seconds: float
+    tcp_max_per_source: int = 32
 
 
 class NotifyConfig(_Frozen, frozen=True, kw_only=True):

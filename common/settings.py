@@ -174,14 +174,25 @@ TABLE: tuple[Setting, ...] = (
         convert=Integer(lo=1, hi=100_000),
         default="1024",
         field="ingest.tcp_max_connections",
-        help="TCP connections at once; more are closed at once",
+        help="TCP connections at once; at the cap a new one replaces the idlest "
+        "of the sender holding the most",
+    ),
+    # RouterOS opens one connection per server; 32 leaves room for routers
+    # behind one NAT address, and keeps one attacker to 32.
+    Setting(
+        name="ALERTIK_TCP_MAX_PER_SOURCE",
+        convert=Integer(lo=1, hi=100_000),
+        default="32",
+        field="ingest.tcp_max_per_source",
+        help="TCP connections from one address (IPv6: one /64); past it a new "
+        "one replaces that sender's idlest",
     ),
     Setting(
         name="ALERTIK_TCP_IDLE_TIMEOUT",
         convert=Number(lo=1, hi=7 * _ONE_DAY),
         default="600",
         field="ingest.tcp_idle_seconds",
-        help="seconds before a silent TCP connection is closed",
+        help="seconds without a complete message before a TCP connection is closed",
     ),
     Setting(
         name="ALERTIK_LOG_FILE",
@@ -190,8 +201,9 @@ TABLE: tuple[Setting, ...] = (
         compute=_default_log_file,
         blank_is_default=False,
         shown="`/log/log.txt` if `/log` is writable, else none",
-        help="the log archive: every message received, one line each; empty "
-        "or `-` for stderr",
+        help="the log archive: every message received, one line each, control "
+        "characters shown as escapes (`\\x1b`); a file deleted or rotated away "
+        "is replaced at once; empty or `-` for stderr",
     ),
     # The alertik container mounts a 5 MB tmpfs on /log: four files of 1 MiB
     # (the live one and three rotated) leave room to spare.

@@ -37,9 +37,16 @@ starts:
 
 The last record is kept until the next one starts, the connection ends
 (``close``), or the peer has been quiet for a moment (``flush``, which the TCP
-listener calls; see ``tcp.TAIL_QUIET_SECONDS``). ``default`` entries carry no
-header, so an undelimited ``default`` stream is cut only at those quiet gaps:
-entries that arrive together become one message. That is the trade-off we
+listener calls when ``convention`` allows it; see ``tcp.TAIL_QUIET_SECONDS``).
+``default`` entries carry no header, so an undelimited ``default`` stream is
+cut only at those quiet gaps: entries that arrive together become one message.
+
+A pause never ends a message on a connection that has shown it ends its
+messages itself (octet counting, or a delimiter seen): a message whose second
+half comes late (a lost TCP segment is sent again after a second or more)
+stays whole. A new connection has shown nothing yet, so the listener waits
+longer before it takes a pause there as the end of a message
+(``tcp.FIRST_QUIET_SECONDS``). That is the trade-off we
 chose over cutting at every ``recv()`` boundary, which would split any message
 that arrives in two reads (a large line, a slow client, a line cut across TCP
 segments) on connections that do use delimiters but have not sent one yet.
@@ -64,6 +71,8 @@ import re
 from typing import Literal, NamedTuple
 
 Mode = Literal["unknown", "octet", "stream"]
+# What a connection has shown of how it ends its messages (``Framer.convention``).
+Convention = Literal["unknown", "octet", "delimited", "undelimited"]
 
 
 class Frame(NamedTuple):
@@ -165,12 +174,31 @@ class Framer:
         self.mode: Mode = "unknown"
         # True once an LF or NUL was seen: plain delimiter framing from then on.
         self.delimited = False
+        # True once a message ended without a delimiter: at a record header, or
+        # at a quiet gap (flush) that the peer did not follow with one.
+        self.undelimited = False
         self._buf = bytearray()  # the message being assembled (<= limit + 1)
         self._discarding = False  # the current message overflowed; skip to its end
         self._carry = b""  # tail of discarded bytes, to find a header across reads
         self._probe = b""  # first bytes while the mode is still unknown
         self._count = bytearray()  # octet mode: digits of the next MSG-LEN
         self._remaining = 0  # octet mode: body bytes still to come
+
+    @property
+    def convention(self) -> Convention:
+        """How this connection ends its messages, as far as it has shown.
+
+        ``octet`` and ``delimited`` connections end every message themselves,
+        so a pause never ends one; ``undelimited`` ones (RouterOS default or
+        syslog format over TCP, CEF with an empty delimiter) end a message only
+        where the next record starts, or with a pause; ``unknown`` is a new
+        connection that has not finished a message yet.
+        """
+        if self.mode == "octet":
+            return "octet"
+        if self.delimited:
+            return "delimited"
+        return "undelimited" if self.undelimited else "unknown"
 
     @property
     def buffered(self) -> int:
@@ -193,6 +221,7 @@ class Framer:
             self._probe = b""
         if self.mode == "stream" and not self.delimited:
             self._end_message(out, strip_cr=False)
+            self.undelimited = self.undelimited or bool(out)
         return out
 
     def close(self) -> list[Frame]:
@@ -344,6 +373,7 @@ class Framer:
         for start in record_starts(self._buf, scan):
             self._emit(self._buf[previous:start], False, out)
             previous = start
+            self.undelimited = True
         del self._buf[:previous]
         if len(self._buf) > self.limit + 1:
             # Keep the tail for a header split across reads, but never the

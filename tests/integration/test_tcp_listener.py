@@ -30,7 +30,12 @@ import zmq
 from alertik.common.config import IngestConfig
 from alertik.ingest.allow import AllowList
 from alertik.ingest.framing import HEADER_SPAN
-from alertik.ingest.tcp import TAIL_QUIET_SECONDS, TICK_SECONDS, TcpListener
+from alertik.ingest.tcp import (
+    FIRST_QUIET_SECONDS,
+    TAIL_QUIET_SECONDS,
+    TICK_SECONDS,
+    TcpListener,
+)
 from tests.conftest import wait_for
 
 MESSAGE = b"login failure for user guest from 192.168.88.17 via ssh"
@@ -84,15 +89,19 @@ class Harness:
     max_buffered: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    turns: int = 0  # loop turns of the listener's thread
 
     @property
     def port(self) -> int:
         return self.listener.port
 
-    def connect(self, host: str = "127.0.0.1") -> socket.socket:
+    def connect(self, host: str = "127.0.0.1", source: str = "") -> socket.socket:
+        """A client connected to the listener, from source if given."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         self.clients.append(sock)
+        if source:
+            sock.bind((source, 0))
         sock.settimeout(WAIT)
         sock.connect((host, self.port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -113,6 +122,12 @@ class Harness:
 
     def payloads(self, n: int) -> list[bytes]:
         return [r.raw for r in self.receive(n)]
+
+    def settle(self) -> None:
+        """Wait until the listener's thread has gone round twice: whatever the
+        clock now allows has been done."""
+        start = self.turns
+        wait_for_what(lambda: self.turns >= start + 2, "two turns of the loop")
 
     def quiet_for(self, seconds: float) -> None:
         """Move the fake clock on, past at least one tick of the listener."""
@@ -135,6 +150,7 @@ def _run(h: Harness) -> None:
             h.listener.handle_ready()
         h.max_buffered = max(h.max_buffered, h.listener.buffered)
         h.listener.tick()
+        h.turns += 1
     h.listener.unregister(poller)
 
 
@@ -149,6 +165,7 @@ def start() -> Iterator[Callable[..., Harness]]:
         max_message_bytes: int = 2048,
         tcp_max_connections: int = 1024,
         tcp_idle_seconds: float = 600.0,
+        tcp_max_per_source: int = 32,
     ) -> Harness:
         cfg = IngestConfig(
             bind=bind,
@@ -159,6 +176,7 @@ def start() -> Iterator[Callable[..., Harness]]:
             node_name="test",
             tcp_max_connections=tcp_max_connections,
             tcp_idle_seconds=tcp_idle_seconds,
+            tcp_max_per_source=tcp_max_per_source,
         )
         clock = FakeClock()
         got: queue.Queue[Received] = queue.Queue()
@@ -285,7 +303,7 @@ def test_a_slowloris_client_sending_one_byte_at_a_time_costs_only_its_bytes(
 def test_two_hundred_concurrent_connections_each_deliver_their_message(
     start: Callable[..., Harness],
 ) -> None:
-    h = start()
+    h = start(tcp_max_per_source=200)
     clients = [h.connect() for _ in range(200)]
     wait_for_what(lambda: h.listener.connections == 200, "200 connections accepted")
     for i, client in enumerate(clients):
@@ -320,13 +338,53 @@ def test_a_five_megabyte_line_is_truncated_to_the_limit_in_bounded_memory(
 def test_an_undelimited_default_entry_is_emitted_once_the_client_goes_quiet(
     start: Callable[..., Harness],
 ) -> None:
+    """1. a new connection sends a RouterOS default entry without a delimiter;
+    2. it is quiet for 1 s, then for FIRST_QUIET_SECONDS;
+    3. it sends two more entries, each followed by 1 s of quiet.
+    Result: the first entry is emitted only after the longer first wait (it
+    might have been a first message still arriving); once the connection has
+    shown it sends no delimiters, 1 s of quiet ends each entry."""
     h = start()
     client = h.connect()
     client.sendall(DEFAULT)  # RouterOS default format over TCP: no delimiter
     wait_for_what(lambda: h.listener.buffered == len(DEFAULT), "entry held")
-    assert h.got.empty()
     h.quiet_for(TAIL_QUIET_SECONDS)
+    h.settle()
+    assert h.got.empty()
+    h.quiet_for(FIRST_QUIET_SECONDS - TAIL_QUIET_SECONDS)
     assert h.payloads(1) == [DEFAULT]
+    for _ in range(2):
+        client.sendall(DEFAULT)
+        wait_for_what(lambda: h.listener.buffered == len(DEFAULT), "entry held")
+        h.quiet_for(TAIL_QUIET_SECONDS)
+        assert h.payloads(1) == [DEFAULT]
+
+
+def test_a_pause_never_cuts_a_message_on_a_connection_that_delimits_or_counts(
+    start: Callable[..., Harness],
+) -> None:
+    """A message whose second half comes long after the first (a lost segment
+    sent again) arrives whole on a new connection, on one that has used a
+    delimiter, and on an octet-counted one (even if the pause splits its
+    count)."""
+    h = start()
+    for first, rest, whole in [
+        (b"first half ", b"second half\r\n", b"first half second half"),
+        (b"one\nfirst half ", b"second half\n", b"first half second half"),
+        (b"2", b"3 octet-counted message.\n", b"octet-counted message.\n"),
+        (b"19 one message", b" and one", b"one message and one"),
+    ]:
+        client = h.connect()
+        client.sendall(first)
+        if first.startswith(b"one\n"):
+            assert h.payloads(1) == [b"one"]
+        wait_for_what(lambda: h.listener.buffered > 0, "first half held")
+        h.quiet_for(FIRST_QUIET_SECONDS - TICK_SECONDS - 0.01)
+        h.settle()
+        assert h.got.empty()
+        client.sendall(rest)
+        assert h.payloads(1) == [whole]
+        client.close()
 
 
 def test_back_to_back_syslog_entries_without_delimiters_are_cut_apart(
@@ -374,22 +432,63 @@ def test_an_idle_connection_is_closed_after_the_idle_timeout(
     assert h.listener.idle_closed == 1
 
 
-def test_connections_over_the_cap_are_closed_at_once_with_a_log_line(
+def test_at_the_cap_a_new_connection_replaces_the_idlest_of_the_busiest_sender(
     start: Callable[..., Harness], caplog: pytest.LogCaptureFixture
 ) -> None:
+    """1. the cap is 4: one sender holds 3 silent connections, a router 1;
+    2. a third sender connects.
+    Result: the silent sender's oldest connection is closed to let it in;
+    the router and the newcomer are both served."""
     caplog.set_level(logging.WARNING, logger="alertik.ingest.tcp")
-    h = start(tcp_max_connections=3)
-    kept = [h.connect() for _ in range(3)]
-    for i, client in enumerate(kept):
-        client.sendall(b"kept %d\n" % i)
-    assert len(h.payloads(3)) == 3
-    extra = h.connect()
-    assert closed_by_server(extra)
-    wait_for_what(lambda: "over the cap of 3" in caplog.text, "the over-cap log line")
-    kept[0].sendall(b"still served\n")
+    h = start(tcp_max_connections=4)
+    hog = [h.connect(source="127.0.0.3") for _ in range(3)]
+    router = h.connect(source="127.0.0.2")
+    router.sendall(b"router up\n")
+    assert h.payloads(1) == [b"router up"]
+    wait_for_what(lambda: h.listener.connections == 4, "4 connections")
+    newcomer = h.connect(source="127.0.0.4")
+    newcomer.sendall(b"newcomer\n")
+    assert h.payloads(1) == [b"newcomer"]
+    assert closed_by_server(hog[0])
+    router.sendall(b"still served\n")
     assert h.payloads(1) == [b"still served"]
-    assert h.listener.connections == 3
+    assert h.listener.connections == 4
     assert h.listener.over_cap.total == 1
+    wait_for_what(lambda: "at the cap of 4" in caplog.text, "the log line")
+
+
+def test_a_sender_over_its_per_source_bound_loses_its_own_idlest_connection(
+    start: Callable[..., Harness],
+) -> None:
+    h = start(tcp_max_per_source=2)
+    first, second = h.connect(), h.connect()
+    wait_for_what(lambda: h.listener.connections == 2, "2 connections")
+    h.clock.advance(1.0)
+    first.sendall(b"first is busy\n")  # second is now the idlest
+    assert h.payloads(1) == [b"first is busy"]
+    third = h.connect()
+    third.sendall(b"third\n")
+    assert h.payloads(1) == [b"third"]
+    assert closed_by_server(second)
+    first.sendall(b"first again\n")
+    assert h.payloads(1) == [b"first again"]
+    assert h.listener.over_source.total == 1
+    assert h.listener.connections == 2
+
+
+def test_bytes_that_never_finish_a_message_do_not_keep_a_connection_open(
+    start: Callable[..., Harness],
+) -> None:
+    h = start(tcp_idle_seconds=30.0)
+    drip = h.connect()
+    drip.sendall(b"hello\n")  # a delimited connection: pauses never end a message
+    assert h.payloads(1) == [b"hello"]
+    for _ in range(4):
+        drip.sendall(b"x")  # then a byte every 10 s, never a delimiter
+        wait_for_what(lambda: h.listener.buffered > 0, "the byte read")
+        h.quiet_for(10.0)
+    assert closed_by_server(drip)
+    assert h.listener.idle_closed == 1
 
 
 def test_the_allow_list_refuses_an_ipv4_sender_outside_it(

@@ -371,3 +371,26 @@ def test_arbitrary_bytes_never_raise_and_never_exceed_the_limit(
     out += framer.flush() + framer.close()
     assert all(len(f.payload) <= limit for f in out)
     assert all(f.payload or f.truncated for f in out)
+
+
+def test_a_connection_shows_how_it_ends_its_messages() -> None:
+    """The convention decides whether a pause may end a held message."""
+    fresh = Framer(LIMIT)
+    assert fresh.convention == "unknown"
+    assert fresh.feed(b"12") == [] and fresh.convention == "unknown"
+    assert fresh.feed(b"3") == [] and fresh.convention == "unknown"
+    assert fresh.feed(b" x") == [] and fresh.convention == "octet"
+    lines = Framer(LIMIT)
+    assert lines.feed(b"half of a first line") == []
+    assert lines.convention == "unknown"
+    lines.feed(b"\r\n")
+    assert lines.convention == "delimited"
+    records = Framer(LIMIT)
+    records.feed(SYSLOG + SYSLOG)
+    assert records.convention == "undelimited"  # cut where a header starts
+    quiet = Framer(LIMIT)
+    quiet.feed(DEFAULT)
+    assert quiet.flush() == frames(DEFAULT)
+    assert quiet.convention == "undelimited"  # ended by a pause, no delimiter
+    quiet.feed(b"late\n")
+    assert quiet.convention == "delimited"  # a delimiter always wins
