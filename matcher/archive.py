@@ -81,6 +81,8 @@ _ASCII_CONTROLS = bytes(range(0x20)) + b"\x7f"
 _CONTROL = re.compile(
     rb"[\x00-\x1f\x7f]|\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]"
 )
+# The same for ASCII text: a plain character class, which re scans faster.
+_ASCII_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 _NAMED = {b"\r": b"\\r", b"\n": b"\\n", b"\t": b"\\t"}
 
 
@@ -98,9 +100,12 @@ def _escape(text: bytes) -> bytes:
     """One visible line per message (text is valid UTF-8): trailing newlines
     go, every control character left is shown as an escape."""
     text = text.rstrip(b"\r\n")
-    if text.isascii() and len(text.translate(None, _ASCII_CONTROLS)) == len(text):
+    if len(text.translate(None, _ASCII_CONTROLS)) == len(text) and (
+        # Every other character escaped starts with one of these two bytes.
+        b"\xc2" not in text and b"\xe2" not in text
+    ):
         return text
-    return _CONTROL.sub(_show, text)
+    return (_ASCII_CONTROL if text.isascii() else _CONTROL).sub(_show, text)
 
 
 def _utf8(text: str | bytes) -> bytes:
@@ -164,7 +169,7 @@ class Archive:
         if type(text) is bytes and text.isascii():
             body = text.rstrip(b"\r\n")
             if len(body.translate(None, _ASCII_CONTROLS)) != len(body):
-                body = _CONTROL.sub(_show, body)
+                body = _ASCII_CONTROL.sub(_show, body)
         else:
             body = _escape(_utf8(text))
         stamp = self._stamp if int(when) == self._last_second else self._time(when)
