@@ -143,11 +143,24 @@ def hostile_datagrams() -> list[bytes]:
     return junk
 
 
+# Characters the archive shows as escapes (matcher/archive.py): C0, DEL, C1,
+# the line and paragraph separators and the bidirectional controls.
+NAMED = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+ESCAPED = {*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0))}
+ESCAPED |= set("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def archived_text(datagram: bytes) -> bytes:
     """What the archive must show of a datagram: UTF-8 with U+FFFD for bad
-    bytes, trailing CR/LF dropped, inner ones escaped."""
+    bytes, trailing CR/LF dropped, every control character escaped."""
     text = datagram.decode("utf-8", "replace").rstrip("\r\n")
-    return text.replace("\r", "\\r").replace("\n", "\\n").encode()
+    shown = [
+        NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        if c in ESCAPED
+        else c
+        for c in text
+    ]
+    return "".join(shown).encode()
 
 
 def archived_messages(log: Path) -> list[bytes]:
