@@ -74,9 +74,10 @@ def test_every_line_after_the_archive_is_deleted_or_moved_lands_in_a_new_file(
     wait_for(lambda: seqs(log) == later, 10, "the later lines in a new log.txt")
     assert matcher.terminate() == 0
     assert re.search(r"WARNING archive: \S+log\.txt was", matcher.output)
+    kept = f"{len(seqs(moved))} in the moved file" if how == "moved away" else "gone"
     print(
         f"\narchive {how}: {BATCH} lines sent after, {len(seqs(log))} of them in "
-        f"the new log.txt; {BATCH} before, {len(seqs(moved))} in the moved file"
+        f"the new log.txt; {BATCH} before, {kept}"
     )
     if how == "moved away":
         assert seqs(moved) == list(range(BATCH))

@@ -234,7 +234,8 @@ def test_a_trickle_of_bytes_that_never_ends_a_message_is_closed_when_idle(
             break
         time.sleep(0.2)
     drip.close()
-    print(f"\ntrickle: a byte every 0.2 s; closed after {closed_after} s")
+    shown = "never" if closed_after is None else f"after {closed_after:.1f} s"
+    print(f"\ntrickle: a byte every 0.2 s, never a message; closed {shown}")
     assert closed_after is not None, "the trickle kept the connection open for 4 s"
     assert p.ingest.terminate() == 0
 
