@@ -21,6 +21,15 @@ What RouterOS sends, by ``remote-log-format`` (the same login failure, identity
 RFC 5424 (``<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG``) is not something
 RouterOS sends, but a relay between the router and us may.
 
+Beyond the RFCs, as rsyslog, syslog-ng and the CEF decoders of Beats,
+Logstash and Graylog read them: whitespace before ``<PRI>`` and a space after
+it, month names in any case (``AUG 10``), any number of fraction digits in an
+ISO 8601 timestamp, and CEF after a syslog TAG (``ASM:CEF:0|``, ``cef[12]:
+CEF:0|``) or after another device's own date and host. In CEF extension
+values ``\\n`` and ``\\r`` are a newline and a carriage return (besides
+``\\=`` and ``\\\\``), and whitespace after the last value is dropped.
+Parsing only adds fields: matching always runs on the raw bytes.
+
 The identity problem
 --------------------
 A RouterOS identity may contain spaces, and the ``syslog`` format has no TAG
@@ -78,25 +87,52 @@ _LEVELS = frozenset(("debug", "info", "warning", "error", "critical"))
 # warning, High for error) and ArcSight's Very-High.
 _CEF_SEVERITY = {"low": 6, "medium": 4, "high": 3, "very-high": 2, "very high": 2}
 
-_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+# RouterOS's topics (the manual's list of log topics), for telling a CEF name
+# that is a topics list from one that is an event's name ("worm", "login").
+ROUTEROS_TOPICS = _LEVELS | frozenset(
+    """account async backup bfd bgp bridge calc caps certificate container
+    ddns dhcp disk dns dot1x dude e-mail event fetch firewall gps gsm health
+    hotspot igmp-proxy interface ipsec iscsi isdn isis kvm l2tp ldp lora lte
+    manager mme mpls natpmp netinstall netwatch ntp ospf ovpn packet pim
+    poe-out ppp pppoe pptp ptp queue radius radvd raw read rip route rpki rsvp
+    script sertcp simulator smb sms snmp ssh sstp state store stp system
+    telephony tftp timer tr069 update upnp ups vpls vrrp watchdog web-proxy
+    wifi wireguard wireless write zerotier""".split()
+)
+
+# Month names in any case: RFC 3164 writes "Aug", but relays and older
+# devices send "AUG" and "aug" too.
+_MONTH = r"(?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _BSD_TS = _MONTH + r" [ 0-3]?[0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+# RFC 3339 sets no limit on the fraction (RFC 5424 allows 6 digits, RouterOS
+# sends 3, some relays pass on a clock's full precision).
 _ISO_TS = (
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
     r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
-_PRI = re.compile(r"<([0-9]{1,3})>")
+# Whitespace before the PRI (a relay's stray newline, an indented test line)
+# is not part of the message.
+_PRI = re.compile(r"[ \t\r\n]*<([0-9]{1,3})>")
 _VERSION = re.compile(r"[1-9][0-9]{0,2} ")
 # A timestamp followed by a space or the end of the text.
 _TIMESTAMP = re.compile(r"(" + _BSD_TS + "|" + _ISO_TS + r")(?: +|$)")
 _WORD = re.compile(r"\S+")
 _TOPIC = r"[a-z][a-z0-9-]*"
 _TOPICS = re.compile(_TOPIC + r"(?:," + _TOPIC + r")*")
-# "CEF:<version>|" at the start of the text or after a space.
-_CEF_MARK = re.compile(r"(?:^| )CEF:[0-9]{1,3}\|")
+# "CEF:<version>|"; where it may start is checked by _cef_start.
+_CEF_MARK = re.compile(r"CEF:[0-9]{1,3}\|")
+# A syslog TAG right before the CEF marker, glued to it as F5 sends it
+# ("ASM:CEF:0|...") or followed by a space ("cef[12]: CEF:0|...", as a relay
+# that adds a TAG sends it): a word, an optional [PID], a colon, at the start
+# or after a space. RFC 3164 allows 32 characters; 48 is RFC 5424's APP-NAME.
+_CEF_TAG = re.compile(r"(?:^| )([A-Za-z0-9_./-]{1,48})(?:\[([0-9]{1,10})\])?: ?\Z")
 # A CEF extension key, after the start or a space, followed by an unescaped
 # "=" (keys never contain a backslash, so "\=" cannot end one).
 _CEF_KEY = re.compile(r"(?:^|(?<= ))([A-Za-z0-9_.\[\]-]+)=")
-_CEF_ESCAPE = re.compile(r"\\([\\=])")
+# The CEF specification's escapes in extension values: \= \\ and, for
+# multi-line values, \n and \r. Any other backslash is kept as written.
+_CEF_ESCAPE = re.compile(r"\\([\\=nr])")
+_CEF_UNESCAPED = {"\\": "\\", "=": "=", "n": "\n", "r": "\r"}
 _CEF_HEADER_ESCAPE = re.compile(r"\\([\\|])")
 _CEF_HEADER_KEYS = ("cef", "vendor", "product", "version", "class_id", "name")
 
@@ -104,6 +140,10 @@ _CEF_HEADER_KEYS = ("cef", "vendor", "product", "version", "class_id", "name")
 def parse(raw: bytes) -> ParsedFields:
     """Read the header of one message; never raises, whatever the bytes."""
     text = raw.decode("utf-8", "replace").rstrip("\r\n\x00")
+    kept = text.rstrip(" \t\r\n\x00")
+    if "\n" in text[len(kept) :] or "\r" in text[len(kept) :]:
+        # Only indentation after the last line break: padding, not message.
+        text = kept
     pri = _PRI.match(text)
     if pri is not None and int(pri.group(1)) <= PRI_MAX:
         facility, severity = divmod(int(pri.group(1)), 8)
@@ -160,24 +200,38 @@ def _split_topics(message: str) -> tuple[tuple[str, ...], str]:
 def _cef_start(text: str, identity_only: bool = False) -> int | None:
     """Index where a CEF header starts, if text is a CEF record.
 
-    Before ``CEF:`` may come nothing, a timestamp and an identity, or (no
-    timestamp) a one-word host; with identity_only, any identity.
+    ``CEF:`` starts the text, follows a space, or follows a syslog TAG's colon
+    (``ASM:CEF:0|``). Before it may come nothing, a timestamp and any
+    identity, or (no timestamp) a few words such as another device's own date
+    and host, unless the first is a RouterOS topics list: a ``default`` entry
+    that quotes CEF stays a ``default`` entry. With identity_only, any
+    identity.
     """
-    mark = _CEF_MARK.search(text, 0, CEF_PREFIX_MAX)
-    if mark is None:
-        return None
-    start = mark.start() if mark.group().startswith("C") else mark.start() + 1
-    prefix = text[:start]
-    # "|" or "=" before CEF: means it sits inside some other message's text.
-    if "|" in prefix or "=" in prefix:
-        return None
-    if identity_only or not prefix or _TIMESTAMP.match(prefix):
+    for mark in _CEF_MARK.finditer(text, 0, CEF_PREFIX_MAX):
+        start = mark.start()
+        prefix = text[:start]
+        if prefix and not prefix.endswith(" ") and _CEF_TAG.search(prefix) is None:
+            continue  # inside a word ("xCEF:0|"): look further
+        # "|" or "=" before CEF: means it sits inside some other message's text.
+        if "|" in prefix or "=" in prefix:
+            return None
+        if identity_only or _TIMESTAMP.match(prefix):
+            return start
+        words = prefix.split()
+        if not words:
+            return start
+        if len(words) > MAX_IDENTITY_WORDS or _is_topics(words[0], False):
+            return None
         return start
-    return start if len(prefix.split()) == 1 else None
+    return None
 
 
 def _rfc3164(rest: str, facility: int | None, severity: int | None) -> ParsedFields:
     stamp = _TIMESTAMP.match(rest)
+    if stamp is None and rest.startswith(" "):
+        # "<38> Mar  7 19:06:53 ...": not RFC 3164, but rsyslog and syslog-ng
+        # read the header all the same, and so do we.
+        stamp = _TIMESTAMP.match(rest, len(rest) - len(rest.lstrip(" ")))
     if stamp is None:
         # RFC 3164 4.3.3: no valid timestamp, so everything after PRI is content.
         found, content = _split_topics(rest)
@@ -304,9 +358,16 @@ def _cef(
     severity: int | None,
     timestamp: str | None = None,
 ) -> ParsedFields:
-    """A CEF record; text[:start] holds the timestamp and identity, if any."""
+    """A CEF record; text[:start] holds the timestamp, identity and TAG, if any."""
     hostname: str | None = None
-    prefix = text[:start].strip(" ")
+    app: str | None = None
+    procid: str | None = None
+    prefix = text[:start]
+    tag = _CEF_TAG.search(prefix)
+    if tag is not None:
+        app, procid = tag.group(1), tag.group(2)
+        prefix = prefix[: tag.start(1)]
+    prefix = prefix.strip(" ")
     if prefix:
         stamp = _TIMESTAMP.match(prefix)
         if stamp is not None and timestamp is None:
@@ -316,8 +377,7 @@ def _cef(
     fields = _cef_fields(text[start:])
     if hostname is None:
         hostname = fields.get("dvchost")
-    name = fields.get("name", "")
-    topics = tuple(name.split(",")) if _TOPICS.fullmatch(name) else ()
+    topics = _cef_topics(fields.get("name", ""), fields.get("vendor", ""))
     if severity is None:
         severity = _cef_severity(fields.get("severity", ""))
     return ParsedFields(
@@ -329,7 +389,25 @@ def _cef(
         topics=topics,
         message=fields.get("msg"),
         cef=fields,
+        app=app,
+        procid=procid,
     )
+
+
+def _cef_topics(name: str, vendor: str) -> tuple[str, ...]:
+    """The topics in a CEF name, when it is a RouterOS topics list.
+
+    RouterOS puts its topics there (``system,error,critical``); other vendors
+    put the event's name, which may also be one lower-case word ("worm"). So
+    a name from another vendor counts only when it holds a level or consists
+    of RouterOS topics.
+    """
+    if _TOPICS.fullmatch(name) is None:
+        return ()
+    parts = tuple(name.split(","))
+    if vendor.lower() == "mikrotik" or any(p in _LEVELS for p in parts):
+        return parts
+    return parts if all(p in ROUTEROS_TOPICS for p in parts) else ()
 
 
 def _cef_severity(value: str) -> int | None:
@@ -355,7 +433,9 @@ def _cef_fields(record: str) -> dict[str, str]:
             parts.append(record[begin:i])
             begin = i + 1
         i += 1
-    extension = record[begin:] if len(parts) == 7 else ""
+    # Whitespace after the last value is padding, not part of it (a line
+    # break that belongs to a value is written as the escape \n).
+    extension = record[begin:].rstrip(" \t\r\n") if len(parts) == 7 else ""
     if len(parts) < 7:
         parts.append(record[begin:])
     fields = _cef_extension(extension)
@@ -368,11 +448,15 @@ def _cef_fields(record: str) -> dict[str, str]:
 
 
 def _cef_extension(extension: str) -> dict[str, str]:
-    """key=value pairs of a CEF extension, with \\= and \\\\ unescaped."""
+    """key=value pairs of a CEF extension, with \\= \\\\ \\n \\r unescaped."""
     pairs: dict[str, str] = {}
     keys = list(_CEF_KEY.finditer(extension))
     for i, key in enumerate(keys):
         # A value runs to the space before the next key.
         end = keys[i + 1].start() - 1 if i + 1 < len(keys) else len(extension)
-        pairs[key.group(1)] = _CEF_ESCAPE.sub(r"\1", extension[key.end() : end])
+        pairs[key.group(1)] = _CEF_ESCAPE.sub(_cef_unescape, extension[key.end() : end])
     return pairs
+
+
+def _cef_unescape(escape: re.Match[str]) -> str:
+    return _CEF_UNESCAPED[escape.group(1)]

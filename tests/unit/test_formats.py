@@ -300,6 +300,157 @@ def test_cef_text_inside_a_default_message_is_not_taken_for_cef() -> None:
     assert p.format == "default"
 
 
+def test_cef_newline_and_carriage_return_escapes_decode_in_extension_values() -> None:
+    p = parse(
+        b"CEF:0|Vendor|Box|1.0|7|script,info|Low|msg=first\\nsecond\\r\\nthird "
+        b"path=C:\\\\new\\\\rules act=a\\=b"
+    )
+    assert p.cef is not None
+    assert p.cef["msg"] == "first\nsecond\r\nthird"
+    assert p.message == "first\nsecond\r\nthird"
+    # An escaped backslash before n or r stays a backslash and a letter.
+    assert p.cef["path"] == "C:\\new\\rules"
+    assert p.cef["act"] == "a=b"
+
+
+def test_other_backslashes_in_cef_values_are_kept_as_written() -> None:
+    p = parse(b"CEF:0|V|P|1|1|n|Low|msg=tab\\there and \\x41 end\\")
+    assert p.cef is not None
+    assert p.cef["msg"] == "tab\\there and \\x41 end\\"
+
+
+def test_trailing_whitespace_after_the_last_cef_value_is_dropped() -> None:
+    p = parse(b"CEF:0|V|P|1|1|n|Low|spt=22 msg=done  \t \r\n")
+    assert p.cef is not None
+    assert p.cef["msg"] == "done"
+    # Inside the extension, the spaces before the next key stay with the value
+    # (all but the one that separates the pairs).
+    p = parse(b"CEF:0|V|P|1|1|n|Low|msg=kept   spt=22 ")
+    assert p.cef is not None
+    assert (p.cef["msg"], p.cef["spt"]) == ("kept  ", "22")
+
+
+def test_an_escaped_line_break_ending_the_last_cef_value_is_kept() -> None:
+    p = parse(b"CEF:0|V|P|1|1|n|Low|msg=two lines\\n")
+    assert p.cef is not None
+    assert p.cef["msg"] == "two lines\n"
+
+
+def test_a_one_word_cef_name_from_another_vendor_is_not_taken_for_topics() -> None:
+    assert parse(b"CEF:0|Acme|IDS|2.1|100|worm|High|msg=x").topics == ()
+    assert parse(b"CEF:0|Acme|IDS|2.1|100|trojan,worm|High|msg=x").topics == ()
+    # Unless it is one: a RouterOS topic, a level, or anything MikroTik sends.
+    assert parse(b"CEF:0|Acme|IDS|2.1|100|firewall|Low|msg=x").topics == ("firewall",)
+    assert parse(b"CEF:0|Acme|IDS|2.1|100|login,info|Low|msg=x").topics == (
+        "login",
+        "info",
+    )
+    assert parse(b"CEF:0|MikroTik|CHR|7.19|1|container|Low|msg=x").topics == (
+        "container",
+    )
+
+
+def test_cef_after_a_tag_glued_to_it_keeps_the_host_and_gives_the_tag() -> None:
+    raw = (
+        b"Sep 10 16:03:01 198.51.100.20 ASM:CEF:0|F5|ASM|11.0.0|Scraping|"
+        b"Web Scraping|8|dvchost=waf.example dvc=198.51.100.20 act=alerted"
+    )
+    p = parse(raw)
+    assert p.format == "cef"
+    assert (p.timestamp, p.hostname, p.app) == (
+        "Sep 10 16:03:01",
+        "198.51.100.20",
+        "ASM",
+    )
+    assert p.cef is not None and p.cef["vendor"] == "F5"
+    assert p.cef["act"] == "alerted"
+    assert p.severity == 3  # CEF 8
+
+
+def test_cef_after_a_syslog_tag_with_a_pid_and_a_space_is_read() -> None:
+    p = parse(b"<134>Oct  2 17:36:35 relay cef[812]: CEF:0|V|P|1|1|n|Low|msg=x")
+    assert (p.format, p.facility, p.hostname, p.app, p.procid) == (
+        "cef",
+        16,
+        "relay",
+        "cef",
+        "812",
+    )
+    assert p.message == "x"
+
+
+def test_cef_after_another_devices_own_date_and_host_is_read() -> None:
+    p = parse(b"2009-09-02 sensor7 CEF:0|V|IDS|1|100|worm stopped|10|src=192.0.2.1")
+    assert p.format == "cef"
+    assert p.hostname == "2009-09-02 sensor7"
+    assert p.cef is not None and p.cef["src"] == "192.0.2.1"
+
+
+def test_cef_after_more_words_than_an_identity_has_is_not_taken_for_cef() -> None:
+    words = " ".join(f"w{i}" for i in range(MAX_IDENTITY_WORDS + 1))
+    p = parse(f"{words} CEF:0|V|P|1|1|n|Low|msg=x".encode())
+    assert p.format == "unknown"
+
+
+# -- tolerated syslog headers --------------------------------------------------
+
+
+def test_a_space_between_pri_and_the_timestamp_is_tolerated() -> None:
+    p = parse(b"<38> Mar  7 19:06:53 example tag: testmessage")
+    assert (p.format, p.facility, p.severity) == ("rfc3164", 4, 6)
+    assert (p.timestamp, p.hostname, p.message) == (
+        "Mar  7 19:06:53",
+        "example",
+        "tag: testmessage",
+    )
+
+
+def test_a_space_after_pri_without_a_timestamp_is_still_all_message() -> None:
+    p = parse(b"<38> example tag: testmessage")
+    assert (p.timestamp, p.hostname, p.message) == (
+        None,
+        None,
+        " example tag: testmessage",
+    )
+
+
+@pytest.mark.parametrize("month", ["AUG", "aug", "aUg"])
+def test_month_names_are_read_in_any_case(month: str) -> None:
+    p = parse(f"<6>{month} 10 22:18:24 gw sshd[1]: accepted".encode())
+    assert (p.timestamp, p.hostname, p.message) == (
+        f"{month} 10 22:18:24",
+        "gw",
+        "sshd[1]: accepted",
+    )
+
+
+@pytest.mark.parametrize("lead", [b"\n", b"   ", b"\r\n\t "])
+def test_whitespace_before_the_pri_is_skipped(lead: bytes) -> None:
+    p = parse(lead + SYSLOG)
+    assert (p.format, p.severity, p.hostname, p.message) == (
+        "rfc3164",
+        3,
+        "MikroTik",
+        MESSAGE,
+    )
+    p = parse(lead + b"<13>1 2019-02-13T19:48:34+00:00 h app 1 - - i am here\n   ")
+    assert (p.format, p.app, p.message) == ("rfc5424", "app", "i am here")
+
+
+def test_trailing_spaces_without_a_line_break_stay_in_the_message() -> None:
+    assert parse(b"<13>1 - h app 1 - - padded   ").message == "padded   "
+
+
+@pytest.mark.parametrize("digits", [10, 11, 62])
+def test_iso_timestamps_with_more_than_nine_fraction_digits_are_recognised(
+    digits: int,
+) -> None:
+    stamp = "2006-10-29T01:59:59." + "1" * digits + "+01:00"
+    p = parse(f"<7>{stamp} bzorp syslog-ng[23323]: hello".encode())
+    assert (p.timestamp, p.hostname) == (stamp, "bzorp")
+    assert p.message == "syslog-ng[23323]: hello"
+
+
 # -- RFC 5424 from a relay -----------------------------------------------------
 
 
