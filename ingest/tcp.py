@@ -175,7 +175,14 @@ class _Connection:
 
 
 class TcpListener:
-    """Accepts syslog-over-TCP clients and emits each framed message."""
+    """Accepts syslog-over-TCP clients and emits each framed message.
+
+    Subclasses change what a connection is through two hooks: ``_wrap`` (the
+    accepted socket, e.g. wrapped in TLS) and ``_receive`` (bytes from it).
+    """
+
+    # The transport, as log lines name it.
+    kind = "tcp"
 
     def __init__(
         self,
@@ -226,21 +233,22 @@ class TcpListener:
         self.messages = 0
         self.truncated = 0
         self.idle_closed = 0
+        kind = self.kind
         self.over_cap = Throttled(
             log,
-            f"tcp at the cap of {self.max_connections} connections: closed the "
+            f"{kind} at the cap of {self.max_connections} connections: closed the "
             "idlest of the sender holding the most, to let a new one in",
         )
         self.over_source = Throttled(
             log,
-            f"tcp sender over {self.max_per_source} connections "
+            f"{kind} sender over {self.max_per_source} connections "
             "(ALERTIK_TCP_MAX_PER_SOURCE): closed its idlest, to let a new one in",
         )
-        self.refused = Throttled(log, "tcp connections refused: sender not allowed")
-        self.accept_errors = Throttled(log, "tcp accept failed, pausing accepts")
+        self.refused = Throttled(log, f"{kind} connections refused: sender not allowed")
+        self.accept_errors = Throttled(log, f"{kind} accept failed, pausing accepts")
         host, real_port = self.address
         shown = f"[{host}]" if ":" in host else host
-        log.info("tcp listening on %s:%d", shown, real_port)
+        log.info("%s listening on %s:%d", kind, shown, real_port)
 
     # -- integration with the stage's poll loop ----------------------------
 
@@ -310,7 +318,7 @@ class TcpListener:
         for conn in list(self._conns.values()):
             if conn.progress <= idle_before:
                 self.idle_closed += 1
-                log.debug("tcp %s:%d idle, closing", conn.host, conn.port)
+                log.debug("%s %s:%d idle, closing", self.kind, conn.host, conn.port)
                 self._drop(conn)
             elif conn.framer.buffered:
                 quiet = QUIET_SECONDS.get(conn.framer.convention)
@@ -332,8 +340,9 @@ class TcpListener:
         self.over_source.flush()
         self.refused.flush()
         log.info(
-            "tcp closed: connections=%d messages=%d truncated=%d idle_closed=%d "
+            "%s closed: connections=%d messages=%d truncated=%d idle_closed=%d "
             "over_cap=%d over_source=%d refused=%d",
+            self.kind,
             self.accepted,
             self.messages,
             self.truncated,
@@ -374,6 +383,10 @@ class TcpListener:
                 sock.close()
                 continue
             sock.setblocking(False)
+            wrapped = self._wrap(sock, host)
+            if wrapped is None:
+                continue
+            sock = wrapped
             conn = _Connection(sock, host, port, self.limit, self._clock())
             mine = self._sources.get(conn.source)
             if mine is not None and len(mine) >= self.max_per_source:
@@ -387,7 +400,19 @@ class TcpListener:
             self._conns[conn.fd] = conn
             self._sources.setdefault(conn.source, {})[conn.fd] = conn
             self.accepted += 1
-            log.debug("tcp %s:%d connected", host, port)
+            log.debug("%s %s:%d connected", self.kind, host, port)
+
+    def _wrap(self, sock: socket.socket, host: str) -> socket.socket | None:
+        """The socket to serve a new connection through (None: closed)."""
+        return sock
+
+    def _receive(self, conn: _Connection) -> bytes | None:
+        """Up to about RECV_BYTES from conn; b"" at its end, None for nothing
+        yet. Raises OSError when the connection failed."""
+        try:
+            return conn.sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return None
 
     def _victim(self) -> _Connection:
         """The connection to close to make room: the idlest of the source
@@ -399,15 +424,17 @@ class TcpListener:
 
     def _read(self, conn: _Connection) -> int:
         try:
-            data = conn.sock.recv(RECV_BYTES)
-        except BlockingIOError:
-            return 0
+            data = self._receive(conn)
         except OSError as exc:
-            log.debug("tcp %s:%d receive error: %s", conn.host, conn.port, exc)
+            log.debug(
+                "%s %s:%d receive error: %s", self.kind, conn.host, conn.port, exc
+            )
             self._drop(conn)
             return 0
+        if data is None:
+            return 0
         if not data:
-            log.debug("tcp %s:%d closed by peer", conn.host, conn.port)
+            log.debug("%s %s:%d closed by peer", self.kind, conn.host, conn.port)
             self._drop(conn)
             return 0
         conn.last = now = self._clock()
