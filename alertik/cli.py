@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 USAGE_EXIT = 2
 # Subcommands that parse their own arguments: main(argv) of alertik.<name>.
-TOOLS = ("tap", "keygen")
+TOOLS = ("tap", "keygen", "cert")
 
 
 def _load() -> tuple[Config, RuleSet]:
@@ -217,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p = sub.add_parser(
         "keygen", add_help=False, help="print a new CURVE key pair for ALERTIK_CURVE_*"
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p = sub.add_parser(
+        "cert",
+        add_help=False,
+        help="make a self-signed certificate and key for ALERTIK_TLS_PORT: "
+        "cert NAME [NAME ...] [--out DIR] [--days N] [--port N] [--force]",
     )
     p.add_argument("rest", nargs=argparse.REMAINDER)
     return parser

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from alertik.common import events, settings
+from alertik.common import events, settings, tls
 from alertik.common.converters import (
     ConfigError,
     ConfigWarning,
@@ -107,6 +107,10 @@ class IngestConfig(_Frozen, frozen=True, kw_only=True):
     tcp_max_connections: int
     tcp_idle_seconds: float
     tcp_max_per_source: int = 32
+    tls_port: int | None = None
+    tls_cert: str = ""
+    tls_key: str = ""  # empty: the key is in tls_cert
+    tls_client_ca: str = ""  # empty: no client certificate asked for
 
 
 class NotifyConfig(_Frozen, frozen=True, kw_only=True):
@@ -250,10 +254,12 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
             "ALERTIK_CURVE_SECRET_KEY",
             "is not set but other CURVE keys are; set this stage's secret key",
         )
+    ingest = IngestConfig(**_section(values, "ingest"))
+    _check_tls(ingest)
     return Config(
         rules=rules,
         static_rules=static_rules,
-        ingest=IngestConfig(**_section(values, "ingest")),
+        ingest=ingest,
         notify=_notify(env, used, _section(values, "notify")),
         forwarder=_forwarder(env, _section(values, "forwarder")),
         endpoints=Endpoints(**_section(values, "endpoints")),
@@ -262,11 +268,41 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     )
 
 
+def _check_tls(ingest: IngestConfig) -> None:
+    """With a TLS port, its certificate and key must be usable (as ingest
+    will load them); ConfigError naming the variable otherwise."""
+    if ingest.tls_port is None:
+        return
+    if not ingest.tls_cert:
+        raise ConfigError(
+            tls.CERT,
+            "is not set but ALERTIK_TLS_PORT is; make a certificate and key "
+            "with `alertik cert`",
+        )
+    tls.server_context(ingest.tls_cert, ingest.tls_key, ingest.tls_client_ca)
+
+
+def _tls_warnings(env: Mapping[str, str]) -> list[ConfigWarning]:
+    """TLS files given for a listener that is off."""
+    port = env.get("ALERTIK_TLS_PORT", "").strip().lower()
+    if port not in ("", "off", "no", "none"):
+        return []
+    return [
+        ConfigWarning(
+            variable=name,
+            problem="is set but ALERTIK_TLS_PORT is off: there is no TLS listener",
+        )
+        for name in (tls.CERT, tls.KEY, tls.CLIENT_CA)
+        if env.get(name, "").strip()
+    ]
+
+
 def warnings(environ: Mapping[str, str] | None = None) -> list[ConfigWarning]:
     """What load() accepts but was probably not meant: unknown ALERTIK_* names,
-    event variables that ENV_EVENTS leaves out, empty match strings."""
+    event variables that ENV_EVENTS leaves out, empty match strings, TLS files
+    without a TLS port."""
     env = os.environ if environ is None else environ
-    return [*settings.unknown_names(env), *events.warnings(env)]
+    return [*settings.unknown_names(env), *events.warnings(env), *_tls_warnings(env)]
 
 
 def is_own_variable(name: str) -> bool:

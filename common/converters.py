@@ -272,6 +272,17 @@ class LogFile(Frozen, frozen=True, kw_only=True):
         return "a file, or `-`"
 
 
+class File(Frozen, frozen=True, kw_only=True):
+    """A file, made absolute, or "" for none; whether it holds what it should
+    is checked by its user (the TLS files: ``tls.server_context``)."""
+
+    def __call__(self, text: str) -> str:
+        return os.path.abspath(text.strip()) if text.strip() else ""
+
+    def describe(self) -> str:
+        return "a file"
+
+
 class Endpoint(Frozen, frozen=True, kw_only=True):
     """A ZeroMQ endpoint; an ipc:// path must fit in a Unix socket address."""
 

@@ -38,6 +38,7 @@ from alertik.common.converters import (
     Directory,
     Elsewhere,
     Endpoint,
+    File,
     Frozen,
     Integer,
     Invalid,
@@ -193,6 +194,37 @@ TABLE: tuple[Setting, ...] = (
         default="600",
         field="ingest.tcp_idle_seconds",
         help="seconds without a complete message before a TCP connection is closed",
+    ),
+    Setting(
+        name="ALERTIK_TLS_PORT",
+        convert=Port(),
+        default="off",
+        field="ingest.tls_port",
+        help="TLS port to listen on (syslog over TLS; 6514 is its usual port); "
+        "needs `ALERTIK_TLS_CERT`",
+    ),
+    Setting(
+        name="ALERTIK_TLS_CERT",
+        convert=File(),
+        field="ingest.tls_cert",
+        shown="none",
+        help="the TLS listener's certificate (PEM, chain included); `alertik "
+        "cert` makes one; read again on SIGHUP",
+    ),
+    Setting(
+        name="ALERTIK_TLS_KEY",
+        convert=File(),
+        field="ingest.tls_key",
+        shown="in `ALERTIK_TLS_CERT`",
+        help="its private key (PEM, no passphrase); read again on SIGHUP",
+    ),
+    Setting(
+        name="ALERTIK_TLS_CLIENT_CA",
+        convert=File(),
+        field="ingest.tls_client_ca",
+        shown="off",
+        help="CA certificates (PEM): TLS clients must then present a "
+        "certificate they issued; RouterOS cannot, so this is for relays",
     ),
     Setting(
         name="ALERTIK_LOG_FILE",

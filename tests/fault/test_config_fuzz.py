@@ -97,7 +97,11 @@ VARIABLES = (
     "ALERTIK_TCP_MAX_PER_SOURCE",
     "ALERTIK_TCP_PORT",
     "ALERTIK_TIME_SUFFIX",
+    "ALERTIK_TLS_CERT",
+    "ALERTIK_TLS_CLIENT_CA",
     "ALERTIK_TLS_INSECURE",
+    "ALERTIK_TLS_KEY",
+    "ALERTIK_TLS_PORT",
     "ALERTIK_UDP_PORT",
 )
 GENERATED = re.compile(
@@ -125,10 +129,12 @@ NUMBERS = (
     "ALERTIK_TCP_IDLE_TIMEOUT",
     "ALERTIK_TCP_MAX_CONNECTIONS",
     "ALERTIK_TCP_PORT",
+    "ALERTIK_TLS_PORT",
     "ALERTIK_UDP_PORT",
 )
-# The modules that read the environment (common/config.py's docstring).
-CONFIG_MODULES = ("config", "settings", "converters", "events", "destinations")
+# The modules that read the environment (common/config.py's docstring), and
+# tls.py, whose errors name the TLS files' variables.
+CONFIG_MODULES = ("config", "settings", "converters", "events", "destinations", "tls")
 ONE_ERROR_LINE = re.compile(r"error: ([A-Z][A-Z0-9_]*): [^\n]+\n")
 
 # Text as it can come out of os.environ: no NUL (execve cannot pass one), and
@@ -147,6 +153,7 @@ TOKENS = (
     "regex", "legacy", "workflows", "(", ")", "[", "a{1001}", "\\", "a**",
     "(a)(b)", "@", "@1", "@@", "@0", "@99", "@{sender}", "%", "%Y", "%Q",
     "/", "-", "/nonexistent/x", "DEBUG", "warning", "0,0", "0,1", ",", "7",
+    "/dev/zero", "/etc/hostname",
     "x" * 300, "0" * 40, "ABCDEFGHIJabcdefghij0123456789.-:+=^!/*?&",
     # Digits that are not ASCII, and what int() and float() also take.
     "²", "５１４０", "٣", "٣.٥", "1_000", "0,٠", "\u00a0" + "7",
