@@ -23,9 +23,11 @@ from alertik.common.net import host_port, unmapped
 from alertik.common.schema import ENCODER, SyslogEvent
 from alertik.common.text import truncate_utf8
 from alertik.common.throttle import Throttled
+from alertik.common.tls import describe as describe_tls, server_context
 from alertik.ingest.allow import AllowList
 from alertik.ingest.listen import open_socket
 from alertik.ingest.tcp import TcpListener
+from alertik.ingest.tls import TlsListener
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ def listen_error(kind: str, bind: str, port: int, exc: OSError) -> ConfigError:
     shown = host_port(bind, port)
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-        variable = "ALERTIK_UDP_PORT" if kind == "udp" else "ALERTIK_TCP_PORT"
+        variable = f"ALERTIK_{kind.upper()}_PORT"
         return ConfigError(
             variable,
             f"cannot listen on {kind} {shown}: {reason}; choose another port "
@@ -105,7 +107,7 @@ def listen_error(kind: str, bind: str, port: int, exc: OSError) -> ConfigError:
 
 
 class Ingest(Stage):
-    """Receives syslog over UDP (and TCP) and pushes each message on."""
+    """Receives syslog over UDP (and TCP, and TLS) and pushes each message on."""
 
     name = "ingest"
 
@@ -117,6 +119,7 @@ class Ingest(Stage):
         self.allow = AllowList(cfg.ingest.allow_from)
         self.to_forwarder: zmq.Socket[bytes] | None = None
         self.tcp: TcpListener | None = None
+        self.tls: TlsListener | None = None
         self.seq = 0
         self.dropped = Throttled(log, "events dropped: matcher queue full")
         self.fwd_dropped = Throttled(log, "events not forwarded: forwarder queue full")
@@ -154,6 +157,28 @@ class Ingest(Stage):
                     "tcp", cfg.ingest.bind, cfg.ingest.tcp_port, exc
                 ) from None
             self.tcp.register(wiring.poller)
+        ing = cfg.ingest
+        if ing.tls_port is not None:
+            # Checked by config.load(); read again now, as the files may
+            # have changed since.
+            context = server_context(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
+            try:
+                self.tls = wiring.hold(
+                    TlsListener(
+                        ing.bind,
+                        ing.tls_port,
+                        ing,
+                        self.emit_tls,
+                        self.allow.allows,
+                        context,
+                    )
+                )
+            except OSError as exc:
+                raise listen_error("tls", ing.bind, ing.tls_port, exc) from None
+            self.tls.register(wiring.poller)
+            log.info(
+                "tls %s", describe_tls(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
+            )
         if self.allow.open and not ipaddress.ip_address(cfg.ingest.bind).is_loopback:
             log.warning(
                 "anyone who can reach this host can send alerts: set "
@@ -177,11 +202,33 @@ class Ingest(Stage):
             done = self.read_udp()
             if COALESCE_FROM <= done < BATCH:
                 time.sleep(COALESCE_SECONDS)
-        if self.tcp is not None:
-            if self.tcp.fileno() in ready:
-                done += self.tcp.handle_ready()
-            self.tcp.tick()
+        for listener in (self.tcp, self.tls):
+            if listener is not None:
+                if listener.fileno() in ready:
+                    done += listener.handle_ready()
+                listener.tick()
         return done
+
+    def reload(self) -> None:
+        """SIGHUP: read the TLS certificate and key again (renewed files).
+
+        New connections get the new pair; a pair that cannot be used leaves
+        the one in use in place, with one error naming the variable.
+        """
+        if self.tls is None:
+            log.info("ingest has nothing to reload (no TLS listener)")
+            return
+        ing = self.cfg.ingest
+        try:
+            context = server_context(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
+        except ConfigError as exc:
+            log.error("tls: kept the certificate in use: %s", exc)
+            return
+        self.tls.context = context
+        log.info(
+            "tls reloaded %s",
+            describe_tls(ing.tls_cert, ing.tls_key, ing.tls_client_ca),
+        )
 
     # No quiesce(): what is already in the kernel buffer was sent to us, and
     # the drain takes it until the buffer is empty or the drain time is up.
@@ -245,6 +292,10 @@ class Ingest(Stage):
     def emit_tcp(self, raw: bytes, host: str, port: int, truncated: bool) -> None:
         """A message framed by the TCP listener (already allowed and cut)."""
         self.emit(raw, host, port, "tcp", truncated)
+
+    def emit_tls(self, raw: bytes, host: str, port: int, truncated: bool) -> None:
+        """A message framed by the TLS listener (already allowed and cut)."""
+        self.emit(raw, host, port, "tls", truncated)
 
     def read_udp(self) -> int:
         """Take up to BATCH datagrams from the kernel; how many were read.
