@@ -26,7 +26,7 @@ from alertik.common.throttle import Throttled
 from alertik.common.tls import describe as describe_tls, server_context
 from alertik.ingest.allow import AllowList
 from alertik.ingest.listen import open_socket
-from alertik.ingest.tcp import TcpListener
+from alertik.ingest.tcp import TcpListener, fit_descriptors
 from alertik.ingest.tls import TlsListener
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,11 @@ class Ingest(Stage):
             ) from None
         self.udp_fd = self.udp.fileno()
         wiring.watch(self.udp_fd)
+        streams = (cfg.ingest.tcp_port is not None) + (cfg.ingest.tls_port is not None)
+        if streams > 1:
+            # Each listener fits the descriptor limit to its own cap; both
+            # together need room for both caps.
+            fit_descriptors(streams * cfg.ingest.tcp_max_connections)
         if cfg.ingest.tcp_port is not None:
             try:
                 self.tcp = wiring.hold(

@@ -141,6 +141,7 @@ def start(pair: Pair) -> Iterator[Callable[..., Harness]]:
         context: ssl.SSLContext | None = None,
         allow: tuple[str, ...] = (),
         threaded: bool = True,
+        max_connections: int = 1024,
     ) -> Harness:
         cfg = IngestConfig(
             bind="127.0.0.1",
@@ -149,7 +150,7 @@ def start(pair: Pair) -> Iterator[Callable[..., Harness]]:
             allow_from=allow,
             max_message_bytes=4096,
             node_name="test",
-            tcp_max_connections=1024,
+            tcp_max_connections=max_connections,
             tcp_idle_seconds=600.0,
         )
         clock = FakeClock()
@@ -335,6 +336,27 @@ def test_a_handshake_never_finished_is_closed_at_its_deadline_without_holding_ot
     assert h.listener.handshake_timeouts == 1
     good.sendall(CEF + b"\r\n")
     assert h.payloads(1) == [CEF]
+
+
+def test_stalled_handshakes_filling_the_cap_make_room_for_the_router(
+    start: Callable[..., Harness], pair: Pair
+) -> None:
+    """1. with a cap of 8 connections, twenty raw clients connect and stall
+       in their handshake (half a ClientHello each);
+    2. a RouterOS-like client connects from the same address;
+    Result: it gets in and delivers at once (a stalled handshake has completed
+    no message, so it is what makes room), well before any deadline."""
+    h = start(max_connections=8)
+    hello = client_hello()[:40]
+    for _ in range(20):
+        h.raw().sendall(hello)
+    wait_for(lambda: h.listener.accepted == 20, WAIT, "twenty accepted")
+    assert h.listener.connections == 8
+    router = h.tls(routeros_context(pair.cert))
+    router.sendall(CEF + b"\r\n")
+    assert h.payloads(1) == [CEF]
+    assert h.listener.connections == 8
+    assert h.listener.handshake_timeouts == 0
 
 
 @pytest.mark.parametrize(
