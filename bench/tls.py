@@ -80,7 +80,9 @@ def main() -> int:
         ALERTIK_TLS_PORT="0",
         ALERTIK_TLS_CERT=crt,
         ALERTIK_TLS_KEY=key,
+        # All the bench's connections come from 127.0.0.1.
         ALERTIK_TCP_MAX_CONNECTIONS=str(args.connections + 100),
+        ALERTIK_TCP_MAX_PER_SOURCE=str(args.connections + 100),
     )
     alertik = h.Alertik(env)
     rows: list[tuple[str, str]] = []
