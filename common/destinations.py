@@ -1,44 +1,61 @@
 """Destinations: where notify delivers, one typed struct per kind of service.
 
 A destination is a frozen ``msgspec`` struct, and ``Destination`` is the union
-of every kind, tagged by its ``type`` field (``telegram``, ``slack``, ``teams``,
-``discord``, ``generic``). Every kind has a ``name`` (for the destinations set
-by environment, alertik's notifier name: ``Telegram``, ``Generic2``, ...) and
-``verify_tls``; the rest is the kind's own (a bot token and chat, a webhook
-URL, ...). What notify does with each kind (URL, payload, limits, pacing) is
-described in ``notify/services.py``; this module only holds and checks the
-values.
+of every kind, tagged by its ``type`` field: the chats and webhooks
+(``telegram``, ``slack``, ``teams``, ``discord``, ``generic``), the push
+services (``ntfy``, ``gotify``, ``pushover``, ``matrix``), ``email``,
+``apprise`` (an optional extra), and one action on the router,
+``routeros-address-list``. Every kind has a ``name`` (for the destinations
+set by environment, alertik's notifier name: ``Telegram``, ``Generic2``,
+``Ntfy``, ...) and ``verify_tls``; the rest is the kind's own (a bot token and
+chat, a webhook URL, ...). What notify does with each kind (URL, payload,
+limits, pacing) is described in ``notify/services.py``; this module only
+holds and checks the values.
 
 There are two ways in, and both end in the same ``check()``:
 
 * ``from_environment()``: alertik's own variables (``TELEGRAM_BOT_TOKEN``,
-  ``SLACK_WEBHOOK_URL``, ...), one destination per notifier name. Errors are
-  ``ConfigError`` naming the variable.
-* ``parse()``: a plain mapping with a ``type`` key, such as a TOML table.
-  Errors are ``DestinationError`` naming the key.
+  ``SLACK_WEBHOOK_URL``, ...) and, for the kinds alertik did not have, one
+  destination each from ``ALERTIK_<SERVICE>_<KEY>`` (``ENVIRONMENT``). Every
+  secret may instead be read from a file named by a ``..._FILE`` variable.
+  Errors are ``ConfigError`` naming the variable.
+* ``parse()``: a plain mapping with a ``type`` key, such as a TOML table;
+  every secret key ``k`` may be given as ``k_file`` instead. Errors are
+  ``DestinationError`` naming the key.
 
-Bot tokens and webhook URLs are credentials. A struct holds them, so never log
-or print a struct: use ``shown()`` for a log line and ``redacted()`` for a
-listing, and ``secrets()`` for what must be scrubbed from any other text.
+Tokens, passwords and webhook URLs are credentials. A struct holds them, so
+never log or print a struct: use ``shown()`` for a log line and
+``redacted()`` for a listing, and ``secrets()`` for what must be scrubbed
+from any other text.
 """
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import os
 import re
+import typing
 from collections.abc import Mapping
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from alertik.common.converters import ConfigError, split_list
+from alertik.common.converters import ConfigError, split_list, whole_number
 
 # alertik's notifier names, which the environment's destinations take.
 from alertik.common.events import NOTIFIERS as NOTIFIERS
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
+DEFAULT_NTFY_URL = "https://ntfy.sh"
+DEFAULT_PUSHOVER_API_URL = "https://api.pushover.net"
+# RouterOS reads these as a duration: 30s, 10m, 1h, 1d, 2w, or several (1h30m).
+_ROUTEROS_DURATION = re.compile(
+    r"^(?=.)([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+)
+# A secret read from a file larger than this is not a token but a mistake.
+SECRET_FILE_MAX = 64 * 1024
 
 # A bot token as @BotFather gives it: the bot's number, a colon, the secret.
 _BOT_TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
@@ -133,6 +150,27 @@ def redact_url(url: str) -> str:
     return f"{host}/<redacted>"
 
 
+def read_secret(path: str, base: str | None = None) -> str:
+    """The secret held by a file (Docker secrets, a RouterOS mount): its text
+    without the line end; ValueError with a one-line reason naming the path."""
+    if base is not None and not os.path.isabs(path):
+        path = os.path.join(base, path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(SECRET_FILE_MAX + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path} ({exc.strerror})") from None
+    if len(data) > SECRET_FILE_MAX:
+        raise ValueError(f"{path} is larger than {SECRET_FILE_MAX} bytes")
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    if not text:
+        raise ValueError(f"{path} is empty")
+    return text
+
+
 class DestinationBase(
     msgspec.Struct,
     frozen=True,
@@ -145,7 +183,8 @@ class DestinationBase(
     name: str
     verify_tls: bool = True
 
-    # Fields whose values are credentials: never shown, scrubbed from logs.
+    # Fields whose values are credentials: never shown, scrubbed from logs;
+    # each may also be given as "<field>_file".
     SECRETS: ClassVar[tuple[str, ...]] = ()
     # Fields that hold http(s) URLs: checked as such; a user:password in
     # them is a secret even when the rest of the URL is not.
@@ -157,13 +196,13 @@ class DestinationBase(
         return str(type(self).__struct_config__.tag)
 
     @property
-    def address(self) -> str:
+    def endpoint(self) -> str:
         """The URL notify connects to; only its scheme and host may be shown."""
         raise NotImplementedError
 
     def shown(self) -> str:
         """How a log line names this destination: its name, scheme and host."""
-        return f"{self.name} ({redact_url(self.address)})"
+        return f"{self.name} ({redact_url(self.endpoint)})"
 
     def secrets(self) -> list[str]:
         """Every credential this destination holds, to scrub from any text."""
@@ -178,18 +217,23 @@ class DestinationBase(
         """The destination as plain data, every secret hidden."""
         data: dict[str, object] = msgspec.to_builtins(self)
         for f in self.URLS:
-            data[f] = redact_url(getattr(self, f))
+            data[_encoded(type(self), f)] = redact_url(getattr(self, f))
         for f in self.SECRETS:
-            if f not in self.URLS:
-                data[f] = "<set>"
+            if f not in self.URLS and getattr(self, f):
+                data[_encoded(type(self), f)] = "<set>"
         return data
 
     def check(self) -> None:
         """Raise DestinationError, naming the key, for a value that cannot work."""
         for f in self.__struct_fields__:
             value = getattr(self, f)
-            if isinstance(value, str) and not _is_text(value):
-                raise DestinationError(f, "is not valid UTF-8 text; check its value")
+            items = value if isinstance(value, tuple) else (value,)
+            for item in items:
+                if isinstance(item, str) and not _is_text(item):
+                    raise DestinationError(
+                        _encoded(type(self), f),
+                        "is not valid UTF-8 text; check its value",
+                    )
         for f in self.URLS:
             problem = url_problem(getattr(self, f))
             if problem:
@@ -198,6 +242,17 @@ class DestinationBase(
 
     def _check(self) -> None:
         """The kind's own checks."""
+
+
+def _encoded(cls: type[msgspec.Struct], field: str) -> str:
+    """A field's key as written in a table ("from" for EmailDestination.sender)."""
+    names = dict(zip(cls.__struct_fields__, cls.__struct_encode_fields__, strict=True))
+    return names.get(field, field)
+
+
+def _header_safe(value: str) -> bool:
+    """Printable ASCII without spaces: fit for an HTTP header or a URL path."""
+    return bool(re.fullmatch(r"[\x21-\x7e]+", value))
 
 
 class TelegramDestination(DestinationBase, tag="telegram", frozen=True, kw_only=True):
@@ -212,7 +267,7 @@ class TelegramDestination(DestinationBase, tag="telegram", frozen=True, kw_only=
     URLS = ("api_url",)
 
     @property
-    def address(self) -> str:
+    def endpoint(self) -> str:
         return self.api_url
 
     @property
@@ -246,7 +301,7 @@ class _Webhook(DestinationBase, frozen=True, kw_only=True):
     URLS = ("url",)
 
     @property
-    def address(self) -> str:
+    def endpoint(self) -> str:
         return self.url
 
 
@@ -268,13 +323,330 @@ class GenericDestination(_Webhook, tag="generic", frozen=True, kw_only=True):
     """Any webhook that takes alertik's {"text": ...}."""
 
 
+# ntfy's topic names: letters, digits, "-" and "_", at most 64.
+_NTFY_TOPIC = re.compile(r"^[-_A-Za-z0-9]{1,64}$")
+
+
+class NtfyDestination(DestinationBase, tag="ntfy", frozen=True, kw_only=True):
+    """A topic on an ntfy server (https://ntfy.sh or one's own)."""
+
+    url: str = DEFAULT_NTFY_URL
+    # On a public server anyone who knows the topic reads it: a secret.
+    topic: str
+    priority: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    click: str = ""
+    token: str = ""
+    user: str = ""
+    password: str = ""
+
+    SECRETS = ("topic", "token", "password")
+    URLS = ("url",)
+
+    @property
+    def endpoint(self) -> str:
+        return self.url
+
+    def _check(self) -> None:
+        if not _NTFY_TOPIC.match(self.topic):
+            raise DestinationError(
+                "topic", "is not an ntfy topic; use letters, digits, - and _ (1-64)"
+            )
+        if self.token and (self.user or self.password):
+            raise DestinationError(
+                "token", "is set, and so are user/password; use one way to log in"
+            )
+        if bool(self.user) != bool(self.password):
+            raise DestinationError(
+                "user" if self.password else "password",
+                "is needed too: ntfy logs in with both user and password",
+            )
+        if self.token and not _header_safe(self.token):
+            raise DestinationError("token", "is not an access token (tk_...)")
+        if _CONTROL.search(self.click.replace(" ", "")):
+            raise DestinationError("click", "contains control characters")
+
+
+class GotifyDestination(DestinationBase, tag="gotify", frozen=True, kw_only=True):
+    """A Gotify server, through an application token."""
+
+    url: str
+    token: str
+    priority: Annotated[int, msgspec.Meta(ge=0, le=10)] | None = None
+
+    SECRETS = ("token",)
+    URLS = ("url",)
+
+    @property
+    def endpoint(self) -> str:
+        return self.url
+
+    def _check(self) -> None:
+        if not _header_safe(self.token):
+            raise DestinationError(
+                "token", "is not an application token; copy it from Gotify's Apps"
+            )
+
+
+# Pushover's user, group and application keys: 30 letters and digits.
+_PUSHOVER_KEY = re.compile(r"^[A-Za-z0-9]{30}$")
+# Pushover repeats an emergency alert at most this long (3 hours).
+PUSHOVER_MAX_EXPIRE = 10800
+
+
+class PushoverDestination(DestinationBase, tag="pushover", frozen=True, kw_only=True):
+    """A Pushover user or group, through an application's token."""
+
+    user: str
+    token: str
+    priority: Annotated[int, msgspec.Meta(ge=-2, le=2)] | None = None
+    retry: Annotated[int, msgspec.Meta(ge=30)] | None = None
+    expire: Annotated[int, msgspec.Meta(ge=1, le=PUSHOVER_MAX_EXPIRE)] | None = None
+    sound: str = ""
+    api_url: str = DEFAULT_PUSHOVER_API_URL
+
+    SECRETS = ("user", "token")
+    URLS = ("api_url",)
+
+    @property
+    def endpoint(self) -> str:
+        return self.api_url
+
+    def _check(self) -> None:
+        for key in ("user", "token"):
+            if not _PUSHOVER_KEY.match(getattr(self, key)):
+                raise DestinationError(
+                    key, "is not a Pushover key; copy its 30 characters from Pushover"
+                )
+        if self.priority == 2:
+            if self.retry is None:
+                raise DestinationError(
+                    "retry",
+                    "is needed with priority 2 (emergency): seconds (30 or more) "
+                    "between repeats until someone acknowledges",
+                )
+            if self.expire is None:
+                raise DestinationError(
+                    "expire",
+                    "is needed with priority 2 (emergency): seconds (up to "
+                    f"{PUSHOVER_MAX_EXPIRE}) during which the alert is repeated",
+                )
+        if self.sound and not re.fullmatch(r"[a-z0-9_-]{1,64}", self.sound):
+            raise DestinationError("sound", "is not a Pushover sound name (e.g. siren)")
+
+
+# A room id: "!" opaque part ":" server name.
+_MATRIX_ROOM = re.compile(r"^![^:\s/]+:[^\s/]+$")
+
+
+class MatrixDestination(DestinationBase, tag="matrix", frozen=True, kw_only=True):
+    """A Matrix room, as a user whose access token notify holds."""
+
+    homeserver: str
+    room: str
+    access_token: str
+    msgtype: Literal["m.notice", "m.text"] = "m.notice"
+
+    SECRETS = ("access_token",)
+    URLS = ("homeserver",)
+
+    @property
+    def endpoint(self) -> str:
+        return self.homeserver
+
+    def _check(self) -> None:
+        if not _MATRIX_ROOM.match(self.room):
+            raise DestinationError(
+                "room",
+                "is not a room id; use the id shown in the room's settings "
+                "(Advanced), e.g. !AbCdEfGh:example.org",
+            )
+        if not _header_safe(self.access_token):
+            raise DestinationError("access_token", "is not an access token")
+
+
+EMAIL_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+_MAIL_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+def _mail_address(value: str) -> bool:
+    """Whether value is one e-mail address, with or without a display name."""
+    if "\n" in value or "\r" in value:
+        return False
+    _, address = email.utils.parseaddr(value)
+    local, at, domain = address.rpartition("@")
+    return bool(at and local and ("." in domain or domain == "localhost"))
+
+
+class EmailDestination(DestinationBase, tag="email", frozen=True, kw_only=True):
+    """Mail through an SMTP server: one message per alert, or per digest."""
+
+    host: str
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    user: str = ""
+    password: str = ""
+    sender: str = msgspec.field(name="from")
+    to: tuple[str, ...]
+
+    SECRETS = ("password",)
+
+    @property
+    def smtp_port(self) -> int:
+        """The port: as set, or the usual one for the security chosen."""
+        return self.port if self.port is not None else EMAIL_PORTS[self.security]
+
+    @property
+    def endpoint(self) -> str:
+        return f"smtp://{self.host}:{self.smtp_port}"
+
+    def shown(self) -> str:
+        return f"{self.name} (smtp {self.host}:{self.smtp_port}, {self.security})"
+
+    def _check(self) -> None:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            if not _MAIL_HOST.match(self.host) or ".." in self.host:
+                raise DestinationError(
+                    "host", "is not a host name or address; check its value"
+                ) from None
+        if bool(self.user) != bool(self.password):
+            raise DestinationError(
+                "user" if self.password else "password",
+                "is needed too: the server logs in with both user and password",
+            )
+        if self.user and self.security == "none":
+            raise DestinationError(
+                "security",
+                "is none, which would send the password in clear; use starttls or tls",
+            )
+        if not _mail_address(self.sender):
+            raise DestinationError("from", "is not an e-mail address")
+        if not self.to:
+            raise DestinationError("to", "is empty; list at least one address")
+        for address in self.to:
+            if not _mail_address(address):
+                raise DestinationError("to", "holds something that is not an address")
+
+
+class AddressListDestination(
+    DestinationBase, tag="routeros-address-list", frozen=True, kw_only=True
+):
+    """An action: add the address an alert is about to a RouterOS address list.
+
+    ``address`` is a mask (``@2``, ``@{sender}``) that the matcher expands for
+    every alert to this destination (``Alert.address``). ``allow`` lists the
+    addresses and networks never added; with ``audit`` nothing is added and
+    ``report`` (another destination) is told what would have been.
+    """
+
+    url: str  # the router's REST base: https://192.0.2.1 (or .../rest)
+    user: str
+    password: str = ""
+    list_name: str = msgspec.field(name="list")
+    timeout: str = "1d"  # RouterOS duration; "none": a static entry
+    address: str
+    allow: tuple[str, ...] = ()
+    audit: bool = False
+    ca_file: str = ""
+    report: str = ""  # a destination told what was (or would be) added
+
+    SECRETS = ("password",)
+    URLS = ("url",)
+
+    @property
+    def endpoint(self) -> str:
+        return self.url
+
+    @property
+    def rest_url(self) -> str:
+        """The REST API's base, ending in /rest."""
+        base = self.url.rstrip("/")
+        return base if base.endswith("/rest") else f"{base}/rest"
+
+    @property
+    def allowed(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks never added (an address is a /32 or /128)."""
+        return tuple(ipaddress.ip_network(a, strict=False) for a in self.allow)
+
+    def _check(self) -> None:
+        if not self.user or not _header_safe(self.user):
+            raise DestinationError("user", "is not a RouterOS user name")
+        if not re.fullmatch(r"[^\s\x00-\x1f\x7f]{1,63}", self.list_name):
+            raise DestinationError("list", "is not an address-list name")
+        if self.timeout != "none" and not _ROUTEROS_DURATION.match(self.timeout):
+            raise DestinationError(
+                "timeout", "is not a duration; write e.g. 1d, 12h, 30m, or none"
+            )
+        if "@" not in self.address:
+            raise DestinationError(
+                "address", "is not a mask; name the capture, e.g. @2 or @{sender}"
+            )
+        for item in self.allow:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise DestinationError(
+                    "allow", f"{item!r} is not an address or network"
+                ) from None
+        if self.ca_file and not os.path.isfile(self.ca_file):
+            raise DestinationError("ca_file", f"{self.ca_file} is not a file")
+        if self.audit and not self.report:
+            raise DestinationError(
+                "report",
+                "is needed with audit = true: the destination told what would "
+                "have been added",
+            )
+        if self.report == self.name:
+            raise DestinationError("report", "names this destination itself")
+
+
+_APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+
+
+class AppriseDestination(DestinationBase, tag="apprise", frozen=True, kw_only=True):
+    """Any service Apprise knows, by its URL (pip install 'alertik[apprise]')."""
+
+    url: str  # tgram://..., mailto://..., and so on: a secret
+
+    SECRETS = ("url",)
+
+    @property
+    def endpoint(self) -> str:
+        return self.url
+
+    def shown(self) -> str:
+        scheme = self.url.partition("://")[0]
+        return f"{self.name} (apprise {scheme}://<redacted>)"
+
+    def _check(self) -> None:
+        if not _APPRISE_URL.match(self.url):
+            raise DestinationError(
+                "url", "is not an Apprise URL such as tgram://... or ntfys://..."
+            )
+
+
 Destination = (
     TelegramDestination
     | SlackDestination
     | TeamsDestination
     | DiscordDestination
     | GenericDestination
+    | NtfyDestination
+    | GotifyDestination
+    | PushoverDestination
+    | MatrixDestination
+    | EmailDestination
+    | AddressListDestination
+    | AppriseDestination
 )
+
+# Each kind's struct, by its type tag.
+KINDS: dict[str, type[DestinationBase]] = {
+    str(cls.__struct_config__.tag): cls for cls in typing.get_args(Destination)
+}
 
 
 def _key_of(exc: msgspec.ValidationError) -> str:
@@ -286,10 +658,41 @@ def _key_of(exc: msgspec.ValidationError) -> str:
     return found.group(1) if found else "type"
 
 
-def parse(raw: Mapping[str, object]) -> Destination:
-    """A destination from plain data with a ``type`` key; DestinationError."""
+def _with_secret_files(
+    raw: Mapping[str, object], base: str | None
+) -> dict[str, object]:
+    """raw, with each secret given as "<key>_file" read from its file."""
+    out = dict(raw)
+    kind = raw.get("type")
+    cls = KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        return out
+    for field in cls.SECRETS:
+        key = _encoded(cls, field)
+        path = raw.get(f"{key}_file")
+        if path is None:
+            continue
+        del out[f"{key}_file"]
+        if key in raw:
+            raise DestinationError(f"{key}_file", f"is set, and so is {key}; use one")
+        if not isinstance(path, str) or not path:
+            raise DestinationError(f"{key}_file", "is not a file name")
+        try:
+            out[key] = read_secret(path, base)
+        except ValueError as exc:
+            raise DestinationError(f"{key}_file", str(exc)) from None
+    return out
+
+
+def parse(raw: Mapping[str, object], base: str | None = None) -> Destination:
+    """A destination from plain data with a ``type`` key; DestinationError.
+
+    A secret key ``k`` may be given as ``k_file``, the name of a file holding
+    it; a relative name is taken from base (the rules file's folder).
+    """
+    data = _with_secret_files(raw, base)
     try:
-        dest: Destination = msgspec.convert(raw, Destination)
+        dest: Destination = msgspec.convert(data, Destination)
     except msgspec.ValidationError as exc:
         key = _key_of(exc)
         # msgspec's text says what was expected; drop the path, which the
@@ -300,58 +703,217 @@ def parse(raw: Mapping[str, object]) -> Destination:
     return dest
 
 
-# --- alertik's environment variables -----------------------------------------
+def check_references(destinations: typing.Sequence[DestinationBase]) -> None:
+    """Refuse a destination that names another that does not exist (an
+    address-list action's ``report``), or one that cannot take messages."""
+    by_name = {d.name: d for d in destinations}
+    for dest in destinations:
+        if isinstance(dest, AddressListDestination) and dest.report:
+            target = by_name.get(dest.report)
+            if target is None:
+                raise DestinationError(
+                    "report", f"{dest.name}: no destination is named {dest.report!r}"
+                )
+            if isinstance(target, AddressListDestination):
+                raise DestinationError(
+                    "report",
+                    f"{dest.name}: {dest.report!r} is an action; name a destination "
+                    "that takes messages",
+                )
 
 
-def _variables(name: str) -> dict[str, str]:
-    """For one notifier name: each key and the variable that sets it."""
-    if name == "Telegram":
-        return {
+# --- the environment's destinations --------------------------------------------
+
+# For each notifier name: its kind, and the variable of each key. alertik's
+# own keep their names; each kind alertik did not have is one destination
+# from ALERTIK_<SERVICE>_<KEY>.
+ENVIRONMENT: dict[str, tuple[str, dict[str, str]]] = {
+    "Telegram": (
+        "telegram",
+        {
             "bot_token": "TELEGRAM_BOT_TOKEN",
             "chat_id": "TELEGRAM_CHAT_ID",
             "api_url": "TELEGRAM_API_URL",
-        }
-    if name == "Teams":
-        return {"url": "TEAMS_WEBHOOK_URL", "format": "TEAMS_WEBHOOK_FORMAT"}
-    return {"url": f"{name.upper()}_WEBHOOK_URL"}
+            "message_thread_id": "ALERTIK_TELEGRAM_THREAD_ID",
+        },
+    ),
+    "Slack": ("slack", {"url": "SLACK_WEBHOOK_URL"}),
+    "Teams": ("teams", {"url": "TEAMS_WEBHOOK_URL", "format": "TEAMS_WEBHOOK_FORMAT"}),
+    "Discord": ("discord", {"url": "DISCORD_WEBHOOK_URL"}),
+    **{
+        f"Generic{n}": ("generic", {"url": f"GENERIC{n}_WEBHOOK_URL"})
+        for n in range(1, 5)
+    },
+    "Ntfy": (
+        "ntfy",
+        {
+            "url": "ALERTIK_NTFY_URL",
+            "topic": "ALERTIK_NTFY_TOPIC",
+            "priority": "ALERTIK_NTFY_PRIORITY",
+            "title": "ALERTIK_NTFY_TITLE",
+            "tags": "ALERTIK_NTFY_TAGS",
+            "click": "ALERTIK_NTFY_CLICK",
+            "token": "ALERTIK_NTFY_TOKEN",
+            "user": "ALERTIK_NTFY_USER",
+            "password": "ALERTIK_NTFY_PASSWORD",
+        },
+    ),
+    "Gotify": (
+        "gotify",
+        {
+            "url": "ALERTIK_GOTIFY_URL",
+            "token": "ALERTIK_GOTIFY_TOKEN",
+            "priority": "ALERTIK_GOTIFY_PRIORITY",
+        },
+    ),
+    "Pushover": (
+        "pushover",
+        {
+            "user": "ALERTIK_PUSHOVER_USER",
+            "token": "ALERTIK_PUSHOVER_TOKEN",
+            "priority": "ALERTIK_PUSHOVER_PRIORITY",
+            "retry": "ALERTIK_PUSHOVER_RETRY",
+            "expire": "ALERTIK_PUSHOVER_EXPIRE",
+            "sound": "ALERTIK_PUSHOVER_SOUND",
+            "api_url": "ALERTIK_PUSHOVER_API_URL",
+        },
+    ),
+    "Matrix": (
+        "matrix",
+        {
+            "homeserver": "ALERTIK_MATRIX_HOMESERVER",
+            "room": "ALERTIK_MATRIX_ROOM",
+            "access_token": "ALERTIK_MATRIX_ACCESS_TOKEN",
+            "msgtype": "ALERTIK_MATRIX_MSGTYPE",
+        },
+    ),
+    "Email": (
+        "email",
+        {
+            "host": "ALERTIK_EMAIL_HOST",
+            "port": "ALERTIK_EMAIL_PORT",
+            "security": "ALERTIK_EMAIL_SECURITY",
+            "user": "ALERTIK_EMAIL_USER",
+            "password": "ALERTIK_EMAIL_PASSWORD",
+            "from": "ALERTIK_EMAIL_FROM",
+            "to": "ALERTIK_EMAIL_TO",
+        },
+    ),
+    "Apprise": ("apprise", {"url": "ALERTIK_APPRISE_URL"}),
+}
+# Keys given in a variable as numbers, and as comma-separated lists.
+_NUMBER_KEYS = frozenset({"priority", "retry", "expire", "port", "message_thread_id"})
+_LIST_KEYS = frozenset({"tags", "to"})
+
+
+def file_variable(variable: str) -> str:
+    """The variable naming a file that holds the secret of variable."""
+    own = variable if variable.startswith("ALERTIK_") else f"ALERTIK_{variable}"
+    return f"{own}_FILE"
+
+
+def _secret_variables(name: str) -> dict[str, str]:
+    """For one notifier name: each secret key's variable."""
+    kind, variables = ENVIRONMENT[name]
+    cls = KINDS[kind]
+    secret_keys = {_encoded(cls, f) for f in cls.SECRETS}
+    return {k: v for k, v in variables.items() if k in secret_keys}
+
+
+# Every variable the environment's destinations read, file variables included.
+ENV_VARIABLES = frozenset(
+    {v for _, variables in ENVIRONMENT.values() for v in variables.values()}
+    | {
+        file_variable(v)
+        for name in ENVIRONMENT
+        for v in _secret_variables(name).values()
+    }
+)
+
+
+def _value(env: Mapping[str, str], name: str, key: str, variable: str) -> str | None:
+    """A key's text from its variable, or from the file its _FILE variable names."""
+    text = env.get(variable, "").strip()
+    secret = _secret_variables(name).get(key)
+    if secret is None:
+        return text or None
+    path = env.get(file_variable(variable), "").strip()
+    if not path:
+        return text or None
+    if text:
+        raise ConfigError(
+            file_variable(variable), f"is set, and so is {variable}; set one of them"
+        )
+    try:
+        return read_secret(path)
+    except ValueError as exc:
+        raise ConfigError(file_variable(variable), str(exc)) from None
 
 
 def from_environment(
     env: Mapping[str, str], name: str, insecure: set[str]
 ) -> Destination:
-    """The destination of one notifier name, from alertik's variables."""
-    variables = _variables(name)
-    raw: dict[str, object] = {"name": name, "verify_tls": name not in insecure}
+    """The destination of one notifier name, from its variables."""
+    kind, variables = ENVIRONMENT[name]
+    cls = KINDS[kind]
+    raw: dict[str, Any] = {
+        "type": kind,
+        "name": name,
+        "verify_tls": name not in insecure,
+    }
+    for key, variable in variables.items():
+        text = _value(env, name, key, variable)
+        if text is None:
+            continue
+        if key in _NUMBER_KEYS:
+            number = whole_number(text)
+            if number is None:
+                raise ConfigError(variable, f"{text!r} is not a whole number")
+            raw[key] = number
+        elif key in _LIST_KEYS:
+            raw[key] = split_list(text) if key == "tags" else _addresses(text)
+        else:
+            raw[key] = text
     if name == "Telegram":
-        for variable in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID"):
-            if not env.get(variable, "").strip():
+        for key in ("bot_token", "chat_id"):
+            if key not in raw:
                 raise ConfigError(
-                    variable,
+                    variables[key],
                     "is not set; Telegram needs both "
                     "TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID",
                 )
-        raw["type"] = "telegram"
-        raw["bot_token"] = env["TELEGRAM_BOT_TOKEN"].strip()
-        raw["chat_id"] = env["TELEGRAM_CHAT_ID"].strip()
-        api = env.get("TELEGRAM_API_URL", "").strip()
-        raw["api_url"] = api.rstrip("/") if api else DEFAULT_TELEGRAM_API_URL
+        raw["api_url"] = str(raw.get("api_url", DEFAULT_TELEGRAM_API_URL)).rstrip("/")
+    elif kind in ("slack", "teams", "discord", "generic"):
+        if "url" not in raw:
+            raise ConfigError(variables["url"], "is not set; set it to the webhook URL")
     else:
-        variable = variables["url"]
-        if not env.get(variable, "").strip():
-            raise ConfigError(variable, "is not set; set it to the webhook URL")
-        raw["type"] = "generic" if name.startswith("Generic") else name.lower()
-        raw["url"] = env[variable].strip()
-    if name == "Teams":
-        fmt = env.get("TEAMS_WEBHOOK_FORMAT") or "workflows"
-        if fmt not in ("workflows", "legacy"):
-            raise ConfigError(
-                "TEAMS_WEBHOOK_FORMAT", f"{fmt!r} is not one of workflows, legacy"
-            )
-        raw["format"] = fmt
+        required = [
+            variables[_encoded(cls, f.name)]
+            for f in msgspec.structs.fields(cls)
+            if f.required and f.encode_name in variables
+        ]
+        for variable in required:
+            key = next(k for k, v in variables.items() if v == variable)
+            if key not in raw:
+                raise ConfigError(
+                    variable, f"is not set; {name} needs {', '.join(required)}"
+                )
+    if name == "Teams" and raw.get("format", "workflows") not in (
+        "workflows",
+        "legacy",
+    ):
+        raise ConfigError(
+            "TEAMS_WEBHOOK_FORMAT", f"{raw['format']!r} is not one of workflows, legacy"
+        )
     try:
         return parse(raw)
     except DestinationError as exc:
         raise ConfigError(variables.get(exc.key, exc.key), exc.problem) from None
+
+
+def _addresses(text: str) -> tuple[str, ...]:
+    """A comma-separated list of e-mail addresses (names may hold spaces)."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def _insecure(env: Mapping[str, str]) -> set[str]:

@@ -33,6 +33,13 @@ NOTIFIERS = (
     "Generic2",
     "Generic3",
     "Generic4",
+    # Set by ALERTIK_<SERVICE>_* (common/destinations.py).
+    "Ntfy",
+    "Gotify",
+    "Pushover",
+    "Matrix",
+    "Email",
+    "Apprise",
 )
 MATCH_TYPES = ("substr", "regex")
 FIELDS = ("MATCH_TYPE", "NOTIFIER", "MATCH_STR", "MASK_MSG")

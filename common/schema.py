@@ -60,6 +60,9 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     # What the message's header says (format, severity, identity, CEF
     # fields...), parsed by the matcher for the alerts it raises.
     fields: ParsedFields | None = None
+    # For an action's destination (routeros-address-list): its `address`
+    # mask, expanded by the matcher (the address to act on); "" otherwise.
+    address: str = ""
 
 
 class Delivery(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -67,7 +70,9 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
     id: str
     notifier: str
-    outcome: str  # delivered, retrying, failed (permanent), discarded (outbox full)
+    # delivered, retrying, failed (permanent), discarded (outbox full),
+    # skipped (an action that chose not to act: allow-listed, audit mode)
+    outcome: str
     attempts: int
     status: int | None = None  # HTTP status, when there was an answer
     detail: str = ""  # never contains a URL or a token

@@ -50,6 +50,7 @@ from alertik.common.converters import (
     TimeFormat,
     check_utf8,
 )
+from alertik.common.destinations import ENV_VARIABLES as DESTINATION_VARIABLES
 
 STAGES = ("ingest", "matcher", "notify", "forwarder")
 
@@ -481,7 +482,12 @@ def unknown_names(env: Mapping[str, str]) -> list[ConfigWarning]:
     """A warning for each ALERTIK_* name that is not a setting."""
     found = []
     for name in sorted(env):
-        if not name.startswith("ALERTIK_") or name in BY_NAME or name in NOT_SETTINGS:
+        if (
+            not name.startswith("ALERTIK_")
+            or name in BY_NAME
+            or name in NOT_SETTINGS
+            or name in DESTINATION_VARIABLES
+        ):
             continue
         # Compared without the prefix that every candidate shares.
         close = difflib.get_close_matches(name.removeprefix("ALERTIK_"), _BARE, n=1)
@@ -495,7 +501,15 @@ def unknown_names(env: Mapping[str, str]) -> list[ConfigWarning]:
     return found
 
 
-_BARE = {name.removeprefix("ALERTIK_"): name for name in BY_NAME}
+# What a misspelt name is compared with: the settings, and the variables of
+# the destinations set by environment (common/destinations.py).
+_BARE = {
+    name.removeprefix("ALERTIK_"): name
+    for name in (
+        *BY_NAME,
+        *sorted(v for v in DESTINATION_VARIABLES if v.startswith("ALERTIK_")),
+    )
+}
 
 
 # --- README.md's table ------------------------------------------------------

@@ -17,6 +17,7 @@ out).
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import functools
 import logging
@@ -25,6 +26,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -71,10 +73,12 @@ USER_AGENT = "alertik"
 class Outcome:
     """Where sending one message ended up."""
 
-    result: Literal["delivered", "failed", "disabled", "stopped", "timeout"]
+    result: Literal["delivered", "failed", "disabled", "skipped", "stopped", "timeout"]
     attempts: int
     status: int | None = None
-    detail: str = ""  # scrubbed; for failures the reason and a body excerpt
+    # Scrubbed; for failures the reason and a body excerpt, for a delivery
+    # or a skip what the service or the action said (may be empty).
+    detail: str = ""
 
 
 def backoff(attempt: int, cap: float, rand: float) -> float:
@@ -126,15 +130,17 @@ def server_wait(
 
 def classify(kind: str, attempt: Attempt, now: float | None = None) -> Verdict:
     """Decide what follows one attempt, by each service's documented rules."""
+    if attempt.verdict is not None:
+        return attempt.verdict
     status = attempt.status
-    if status is None:
-        # Timeouts, refused and reset connections: the service may come back.
-        return Verdict("retry", reason=attempt.error)
     service = SERVICES[kind]
     if service.answer is not None:
         special = service.answer(attempt)
         if special is not None:
             return special
+    if status is None:
+        # Timeouts, refused and reset connections: the service may come back.
+        return Verdict("retry", reason=attempt.error)
     if 200 <= status < 300:
         return Verdict("delivered")
     wait = server_wait(kind, attempt.headers, attempt.body, now)
@@ -184,7 +190,14 @@ def secrets_for(dest: Destination) -> list[str]:
     values = dest.secrets()
     service = service_of(dest)
     if service.request is not None:
-        values.append(service.request(dest, "").url)
+        req = service.request(dest, "", "")
+        values.append(req.url)
+        # Basic authentication carries user:password in base64.
+        auth = next(
+            (v for k, v in req.headers.items() if k.lower() == "authorization"), ""
+        )
+        if auth.startswith("Basic "):
+            values.append(auth[len("Basic ") :])
     for value in values:
         found.update(secrets_of(value) if "://" in value else _token_pieces(value))
     return sorted(found, key=len, reverse=True)
@@ -402,9 +415,13 @@ def make_session(
     # Proxies (HTTPS_PROXY, NO_PROXY) and a CA bundle (REQUESTS_CA_BUNDLE) from
     # the environment are read once here: left to requests, every request
     # scans the environment again, which cost a third of notify's time.
-    found = session.merge_environment_settings(
-        dest.address, {}, None, dest.verify_tls, None
-    )
+    # A router's own certificate: checked against its CA file, not the
+    # system's authorities.
+    verify: bool | str = dest.verify_tls
+    ca_file = getattr(dest, "ca_file", "")
+    if verify and ca_file:
+        verify = ca_file
+    found = session.merge_environment_settings(dest.endpoint, {}, None, verify, None)
     session.trust_env = False
     session.proxies.update(found["proxies"])
     session.verify = found["verify"]
@@ -446,9 +463,9 @@ class HttpTransport:
         self._cutter.close()
         self._session.close()
 
-    def attempt(self, text: str) -> Attempt:
+    def attempt(self, text: str, key: str) -> Attempt:
         """One request carrying text; never raises for network trouble."""
-        req = self._build(self._dest, text)
+        req = self._build(self._dest, text, key)
         started = time.monotonic()
         self._cutter.arm(self.deadline)
         try:
@@ -532,18 +549,40 @@ class Courier:
         self._rand = rand
         self._clock = clock
         self._secrets = secrets_for(dest)
-        self._transport: Transport = (
-            self.service.transport(dest, cfg)
-            if self.service.transport is not None
-            else HttpTransport(dest, self.service, cfg, self._secrets)
-        )
+        self._transport = self._open(dest)
+        self._moved = False
         self.pacer = Pacer(self.service.pace(dest))
         self._warned_at = -RETRY_LOG_EVERY
         self._unlogged = 0
 
+    def _open(self, dest: Destination) -> Transport:
+        """The transport that carries this destination's messages."""
+        if self.service.transport is not None:
+            return self.service.transport(dest, self._cfg, self._secrets)
+        return HttpTransport(dest, self.service, self._cfg, self._secrets)
+
     def close(self) -> None:
         """Close the transport's connections."""
         self._transport.close()
+
+    def _move(self, verdict: Verdict) -> bool:
+        """Follow a service's new address for this destination, once per run."""
+        if self._moved or not verdict.change:
+            return False
+        self._moved = True
+        old = self.dest
+        self.dest = msgspec.structs.replace(old, **verdict.change)
+        self._transport.close()
+        self._transport = self._open(self.dest)
+        changes = ", ".join(f"{k} = {v!r}" for k, v in verdict.change.items())
+        log.error(
+            "%s: %s. NOW SENDING THERE until notify restarts; to keep it, set "
+            "%s in this destination's configuration",
+            self.name,
+            verdict.reason,
+            changes,
+        )
+        return True
 
     def _sleep(self, seconds: float, deadline: float | None) -> bool:
         """Wait; False if halted or the deadline would pass first."""
@@ -580,10 +619,16 @@ class Courier:
         self,
         text: str,
         *,
+        key: str = "",
         deadline: float | None = None,
         on_retry: Callable[[int, Verdict], None] | None = None,
     ) -> Outcome:
-        """Deliver one message: retry transient trouble until halted or deadline."""
+        """Deliver one message: retry transient trouble until halted or deadline.
+
+        key is the message's idempotency key, the same for every retry of it
+        (and after a restart); without one, one is made for this call.
+        """
+        key = key or uuid.uuid4().hex
         attempts = 0
         last: Attempt | None = None
         while True:
@@ -593,14 +638,9 @@ class Courier:
             if self._halt.is_set() and attempts:
                 return self._gave_up(attempts, last)
             self.pacer.sent(self._clock())
-            attempt = self._transport.attempt(text)
-            attempt = Attempt(
-                attempt.status,
-                attempt.headers,
-                attempt.body,
-                scrub(attempt.error, self._secrets),
-                attempt.elapsed,
-                attempt.truncated,
+            attempt = self._transport.attempt(text, key)
+            attempt = dataclasses.replace(
+                attempt, error=scrub(attempt.error, self._secrets)
             )
             attempts += 1
             last = attempt
@@ -609,8 +649,13 @@ class Courier:
                 if bucket is not None:
                     self.pacer.hold(self._clock(), min(bucket, MAX_SERVER_WAIT))
             verdict = classify(self.service.kind, attempt)
-            if verdict.action == "delivered":
-                return Outcome("delivered", attempts, attempt.status)
+            if verdict.action == "moved":
+                if self._move(verdict):
+                    continue
+                verdict = Verdict("failed", reason=f"{verdict.reason}, again")
+            if verdict.action in ("delivered", "skipped"):
+                detail = scrub(verdict.reason, self._secrets)
+                return Outcome(verdict.action, attempts, attempt.status, detail)
             if verdict.action in ("failed", "disabled"):
                 detail = self._detail(attempt, verdict.reason)
                 return Outcome(verdict.action, attempts, attempt.status, detail)
@@ -635,5 +680,6 @@ class Courier:
         )
         if last is None:
             return Outcome(result, attempts)
-        detail = self._detail(last, last.error or f"HTTP {last.status}")
+        status = f"{self.service.protocol} {last.status}"
+        detail = self._detail(last, last.error or status)
         return Outcome(result, attempts, last.status, detail)

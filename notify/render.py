@@ -33,6 +33,11 @@ def json_bytes(text: str) -> int:
     return len(msgspec.json.encode(text)) - 2
 
 
+def utf8_bytes(text: str) -> int:
+    """Length in UTF-8 bytes (ntfy's message limit)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def characters(text: str) -> int:
     """Length in code points."""
     return len(text)

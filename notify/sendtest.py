@@ -61,7 +61,11 @@ def main(argv: list[str]) -> int:
         text = f"alertik test notification from {cfg.ingest.node_name}" + (
             time.strftime(cfg.time_suffix)
         )
-    courier = Courier(dest, cfg.notify, threading.Event())
+    try:
+        courier = Courier(dest, cfg.notify, threading.Event())
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     deadline = started + BUDGET_S
     attempts = 0
@@ -79,11 +83,20 @@ def main(argv: list[str]) -> int:
     elapsed = time.monotonic() - started
     plural = "" if attempts == 1 else "s"
     if outcome.result == "delivered":
+        status = (
+            ""
+            if outcome.status is None
+            else f"{courier.service.protocol} {outcome.status}, "
+        )
+        note = f" ({outcome.detail})" if outcome.detail else ""
         print(
-            f"{courier.name}: delivered, HTTP {outcome.status}, "
+            f"{courier.name}: delivered{note}, {status}"
             f"{attempts} attempt{plural}, {elapsed:.2f} s"
         )
         return 0
+    if outcome.result == "skipped":
+        print(f"{courier.name}: NOT acted on: {outcome.detail}")
+        return 1
     if outcome.result == "timeout":
         why = f"gave up after {attempts} attempt{plural} in {elapsed:.0f} s"
     else:

@@ -24,12 +24,19 @@ import urllib3
 import zmq
 
 from alertik.common import sockets
-from alertik.common.config import Config
-from alertik.common.destinations import Destination
+from alertik.common.config import Config, ConfigError
+from alertik.common.destinations import (
+    AddressListDestination,
+    Destination,
+    DestinationError,
+    check_references,
+)
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
 from alertik.common.schema import ALERT_DECODER, ENCODER, Alert, Delivery
 from alertik.common.throttle import Throttled
+from alertik.notify import routeros
 from alertik.notify.outbox import Entry, Outbox
+from alertik.notify.services import service_of
 from alertik.notify.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,16 @@ class Notify(Stage):
 
     def open(self, wiring: Wiring) -> None:
         ncfg = self.cfg.notify
+        try:
+            check_references(ncfg.destinations)
+        except DestinationError as exc:
+            raise ConfigError("ALERTIK_RULES_FILE", str(exc)) from None
+        # An action keeps an order in the outbox, not the alert's text.
+        self.orders = {
+            d.name: order
+            for d in ncfg.destinations
+            if (order := service_of(d).order) is not None
+        }
         self.outbox = wiring.hold(
             Outbox.open(
                 self.cfg.state_dir, ncfg.outbox_max_count, ncfg.outbox_max_age_seconds
@@ -73,11 +90,14 @@ class Notify(Stage):
         self.pull = wiring.pull("notify")
         self.tap = wiring.tap("notify_tap")
         self.workers = {
-            d.name: Worker(d, ncfg, self.outbox, self.outcomes.put, self.halt)
+            d.name: Worker(
+                d, ncfg, self.outbox, self.outcomes.put, self.halt, self.relay
+            )
             for d in ncfg.destinations
         }
         destinations = ncfg.destinations
         _warn_insecure(destinations)
+        _describe_actions(destinations)
         if destinations:
             log.info(
                 "destinations: %s",
@@ -179,6 +199,9 @@ class Notify(Stage):
                         self.unknown,
                     )
                 continue
+            order = self.orders.get(alert.notifier)
+            if order is not None:
+                alert = msgspec.structs.replace(alert, text=order(alert))
             alerts.append(alert)
         if not alerts:
             return
@@ -207,6 +230,21 @@ class Notify(Stage):
                     worker.disabled,
                     self.outbox.count(notifier),
                 )
+
+    def relay(self, alert: Alert) -> None:
+        """Store a message a worker sends to another destination (an action's
+        report) and wake that destination's worker; from any thread."""
+        worker = self.workers.get(alert.notifier)
+        if worker is None:
+            log.error("%s: no destination %r to report to", alert.id, alert.notifier)
+            return
+        added = self.outbox.add([alert])
+        if added.discarded:
+            self._discard(
+                added.discarded,
+                f"outbox full (ALERTIK_OUTBOX_MAX={self.outbox.max_count})",
+            )
+        worker.wake()
 
     def _discard(self, entries: Sequence[Entry], why: str) -> None:
         counts: dict[str, int] = {}
@@ -271,6 +309,20 @@ def _warn_insecure(destinations: Sequence[Destination]) -> None:
             "TLS certificates are NOT verified for %s (ALERTIK_TLS_INSECURE)",
             ", ".join(d.name for d in insecure),
         )
+
+
+def _describe_actions(destinations: Sequence[Destination]) -> None:
+    """Say at start what each action on a router will do, and how safely."""
+    for dest in destinations:
+        if isinstance(dest, AddressListDestination):
+            log.warning("action %s", routeros.describe(dest))
+            if dest.url.lower().startswith("http://"):
+                log.warning(
+                    "%s: the router's password goes over plain http to %s; "
+                    "enable www-ssl on the router and use https://",
+                    dest.name,
+                    routeros.router_host(dest),
+                )
 
 
 def run(cfg: Config, stop: StopFlag) -> None:

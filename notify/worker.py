@@ -2,21 +2,29 @@
 
 A worker sends its backlog oldest first, one message at a time, paced for its
 service; when the backlog grows past ``digest_after`` a chat destination gets
-digests that carry many alerts per message. Workers never touch ZeroMQ
-sockets (they are not thread-safe): outcomes go to ``report``.
+digests that carry many alerts per message. Each message has a key made from
+its alerts' ids (and its part number), the same on every retry and after a
+restart, for services that drop a repeated request (Matrix, e-mail). Workers
+never touch ZeroMQ sockets (they are not thread-safe): outcomes go to
+``report``.
+
+An action's worker (the RouterOS address list) also tells another
+destination, its ``report``, what it did or, in audit mode, would have done:
+through ``relay``, which stores that message in the outbox like an alert.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 from alertik.common.config import NotifyConfig
-from alertik.common.destinations import Destination
-from alertik.common.schema import Delivery
-from alertik.notify import render, services
+from alertik.common.destinations import AddressListDestination, Destination
+from alertik.common.schema import Alert, Delivery
+from alertik.notify import render, routeros, services
 from alertik.notify.delivery import Courier, Outcome
 from alertik.notify.outbox import Entry, Outbox
 from alertik.notify.services import Verdict
@@ -30,6 +38,14 @@ DIGEST_SCAN = 2000
 IDLE_WAIT_S = 5.0
 
 Report = Callable[[Delivery], None]
+Relay = Callable[[Alert], None]
+
+
+def message_key(alert_ids: Sequence[str], part: int) -> str:
+    """A message's idempotency key: its alerts and its part, hashed."""
+    digest = hashlib.sha256("\n".join(alert_ids).encode("utf-8"))
+    digest.update(f"#{part}".encode())
+    return digest.hexdigest()[:32]
 
 
 class Worker(threading.Thread):
@@ -42,6 +58,7 @@ class Worker(threading.Thread):
         outbox: Outbox,
         report: Report,
         halt: threading.Event,
+        relay: Relay | None = None,
     ) -> None:
         super().__init__(name=f"notify-{dest.name}", daemon=True)
         self.dest = dest
@@ -55,8 +72,10 @@ class Worker(threading.Thread):
         self._outbox = outbox
         self._report = report
         self._halt = halt
+        self._relay = relay
         self._wake = threading.Event()
-        self._digests = self.courier.service.chat or cfg.generic_digest
+        service = self.courier.service
+        self._digests = service.chat or (cfg.generic_digest and not service.action)
 
     def wake(self) -> None:
         """Tell the worker there is something new in the outbox (or to stop)."""
@@ -96,7 +115,7 @@ class Worker(threading.Thread):
         else:
             self._send_single(entries[0])
 
-    def _send(self, text: str, entries: Sequence[Entry]) -> Outcome:
+    def _send(self, text: str, entries: Sequence[Entry], part: int = 0) -> Outcome:
         def retrying(attempt: int, verdict: Verdict) -> None:
             for e in entries:
                 self._report(
@@ -109,14 +128,15 @@ class Worker(threading.Thread):
                     )
                 )
 
-        return self.courier.send(text, on_retry=retrying)
+        key = message_key([e.alert_id for e in entries], part)
+        return self.courier.send(text, key=key, on_retry=retrying)
 
     def _send_single(self, entry: Entry) -> None:
         messages = services.parts(self.dest.kind, entry.text)
         # Progress recorded under other limits may point past the end.
         first = min(entry.parts_done, len(messages) - 1)
         for index in range(first, len(messages)):
-            outcome = self._send(messages[index], [entry])
+            outcome = self._send(messages[index], [entry], index)
             if outcome.result == "delivered" and index + 1 < len(messages):
                 self._outbox.set_progress(entry.seq, index + 1)
                 continue
@@ -135,17 +155,25 @@ class Worker(threading.Thread):
             if len(entries) == 1
             else f"{len(entries)} alerts in one digest"
         )
+        protocol = self.courier.service.protocol
         if outcome.result == "delivered":
             self._outbox.remove(notifier, [e.seq for e in entries])
             self.delivered += len(entries)
+            status = "" if outcome.status is None else f"{protocol} {outcome.status}, "
             log.info(
-                "%s: delivered %s%s (HTTP %s, %d attempt%s)",
+                "%s: delivered %s%s (%s%d attempt%s)%s",
                 self.name_for_log,
                 what,
                 f" in {parts} parts" if parts > 1 else "",
-                outcome.status,
+                status,
                 outcome.attempts,
                 "" if outcome.attempts == 1 else "s",
+                f": {outcome.detail}" if outcome.detail else "",
+            )
+        elif outcome.result == "skipped":
+            self._outbox.remove(notifier, [e.seq for e in entries])
+            log.warning(
+                "%s: %s not acted on: %s", self.name_for_log, what, outcome.detail
             )
         elif outcome.result == "failed":
             self._outbox.remove(notifier, [e.seq for e in entries])
@@ -169,6 +197,9 @@ class Worker(threading.Thread):
         else:
             # Halted mid-way: the alerts stay in the outbox for next time.
             return
+        if isinstance(self.dest, AddressListDestination):
+            for e in entries:
+                self._tell(e, outcome)
         for e in entries:
             self._report(
                 Delivery(
@@ -180,3 +211,26 @@ class Worker(threading.Thread):
                     detail=outcome.detail,
                 )
             )
+
+    def _tell(self, entry: Entry, outcome: Outcome) -> None:
+        """Tell the action's report destination what became of one order."""
+        dest = self.dest
+        if not isinstance(dest, AddressListDestination) or not dest.report:
+            return
+        if self._relay is None:
+            return
+        order = services.read_order(entry.text)
+        text = routeros.report_text(dest, order, outcome.result, outcome.detail)
+        if text is None:
+            return
+        self._relay(
+            Alert(
+                id=f"{entry.alert_id}/{dest.name}",
+                notifier=dest.report,
+                text=text,
+                rule=order.rule,
+                received=time.time(),
+                sender=order.sender,
+                node=order.node,
+            )
+        )

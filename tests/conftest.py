@@ -169,6 +169,7 @@ class WebhookServer:
 
             do_POST = _handle
             do_GET = _handle
+            do_PUT = _handle
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -34,13 +34,13 @@ import zmq
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from alertik import cli
-from alertik.common import config, sockets
+from alertik.common import config, destinations, sockets
 from alertik.common.config import NOTIFIERS, Config, ConfigError
 from alertik.common.schema import ENCODER, Alert, SyslogEvent
 from alertik.forwarder.resolve import port_number
 from alertik.matcher.alerts import alert_text
 from alertik.matcher.rules import Match, compile_rules, expand
-from alertik.notify import services
+from alertik.notify import mail, services
 from tests.conftest import base_env
 
 pytestmark = pytest.mark.fault
@@ -103,10 +103,56 @@ VARIABLES = (
     "ALERTIK_TLS_KEY",
     "ALERTIK_TLS_PORT",
     "ALERTIK_UDP_PORT",
+    # The destinations set by ALERTIK_<SERVICE>_* (common/destinations.py).
+    "ALERTIK_TELEGRAM_THREAD_ID",
+    "ALERTIK_TELEGRAM_BOT_TOKEN_FILE",
+    "ALERTIK_SLACK_WEBHOOK_URL_FILE",
+    "ALERTIK_TEAMS_WEBHOOK_URL_FILE",
+    "ALERTIK_DISCORD_WEBHOOK_URL_FILE",
+    "ALERTIK_NTFY_URL",
+    "ALERTIK_NTFY_TOPIC",
+    "ALERTIK_NTFY_TOPIC_FILE",
+    "ALERTIK_NTFY_PRIORITY",
+    "ALERTIK_NTFY_TITLE",
+    "ALERTIK_NTFY_TAGS",
+    "ALERTIK_NTFY_CLICK",
+    "ALERTIK_NTFY_TOKEN",
+    "ALERTIK_NTFY_TOKEN_FILE",
+    "ALERTIK_NTFY_USER",
+    "ALERTIK_NTFY_PASSWORD",
+    "ALERTIK_NTFY_PASSWORD_FILE",
+    "ALERTIK_GOTIFY_URL",
+    "ALERTIK_GOTIFY_TOKEN",
+    "ALERTIK_GOTIFY_TOKEN_FILE",
+    "ALERTIK_GOTIFY_PRIORITY",
+    "ALERTIK_PUSHOVER_USER",
+    "ALERTIK_PUSHOVER_USER_FILE",
+    "ALERTIK_PUSHOVER_TOKEN",
+    "ALERTIK_PUSHOVER_TOKEN_FILE",
+    "ALERTIK_PUSHOVER_PRIORITY",
+    "ALERTIK_PUSHOVER_RETRY",
+    "ALERTIK_PUSHOVER_EXPIRE",
+    "ALERTIK_PUSHOVER_SOUND",
+    "ALERTIK_PUSHOVER_API_URL",
+    "ALERTIK_MATRIX_HOMESERVER",
+    "ALERTIK_MATRIX_ROOM",
+    "ALERTIK_MATRIX_ACCESS_TOKEN",
+    "ALERTIK_MATRIX_ACCESS_TOKEN_FILE",
+    "ALERTIK_MATRIX_MSGTYPE",
+    "ALERTIK_EMAIL_HOST",
+    "ALERTIK_EMAIL_PORT",
+    "ALERTIK_EMAIL_SECURITY",
+    "ALERTIK_EMAIL_USER",
+    "ALERTIK_EMAIL_PASSWORD",
+    "ALERTIK_EMAIL_PASSWORD_FILE",
+    "ALERTIK_EMAIL_FROM",
+    "ALERTIK_EMAIL_TO",
+    "ALERTIK_APPRISE_URL",
+    "ALERTIK_APPRISE_URL_FILE",
 )
 GENERATED = re.compile(
     r"EVENT\d+_(NOTIFIER|MATCH_TYPE|MATCH_STR|MASK_MSG)|STATIC_EVENT\d+_NOTIFIER"
-    r"|GENERIC[1-4]_WEBHOOK_URL"
+    r"|(ALERTIK_)?GENERIC[1-4]_WEBHOOK_URL(_FILE)?"
 )
 FIELDS = ("NOTIFIER", "MATCH_TYPE", "MATCH_STR", "MASK_MSG")
 # The variables a stage reads as numbers (FORWARD_PORT: or a service name).
@@ -131,6 +177,13 @@ NUMBERS = (
     "ALERTIK_TCP_PORT",
     "ALERTIK_TLS_PORT",
     "ALERTIK_UDP_PORT",
+    "ALERTIK_TELEGRAM_THREAD_ID",
+    "ALERTIK_NTFY_PRIORITY",
+    "ALERTIK_GOTIFY_PRIORITY",
+    "ALERTIK_PUSHOVER_PRIORITY",
+    "ALERTIK_PUSHOVER_RETRY",
+    "ALERTIK_PUSHOVER_EXPIRE",
+    "ALERTIK_EMAIL_PORT",
 )
 # The modules that read the environment (common/config.py's docstring), and
 # tls.py, whose errors name the TLS files' variables.
@@ -242,7 +295,10 @@ def use_every_value(cfg: Config) -> None:
             )
         )  # fmt: skip
         for dest in cfg.notify.destinations:
-            services.request(dest, text)
+            if dest.kind == "email":
+                mail.message(dest, text, "k")  # type: ignore[arg-type]
+            elif services.service_of(dest).request is not None:
+                services.request(dest, text, "k")
     if cfg.forwarder is not None:
         port = port_number(cfg.forwarder.port, cfg.forwarder.protocol)
         try:
@@ -312,6 +368,9 @@ def test_the_fuzzed_variables_are_every_variable_alertik_reads() -> None:
     source = "".join((folder / f"{m}.py").read_text() for m in CONFIG_MODULES)
     read = set(re.findall(r'"((?:ALERTIK|FORWARD|TELEGRAM|TEAMS)_[A-Z_]+)"', source))
     read |= {s.name for s in config.settings.TABLE}
+    read |= destinations.ENV_VARIABLES - {
+        v for v in destinations.ENV_VARIABLES if GENERATED.fullmatch(v)
+    }
     read -= config.settings.NOT_SETTINGS
     assert read <= set(VARIABLES), read - set(VARIABLES)
 
