@@ -27,11 +27,25 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
+import requests
 
 from alertik.common.config import NotifyConfig
 from alertik.common.destinations import AddressListDestination
-from alertik.notify.delivery import HttpTransport
-from alertik.notify.services import SERVICES, Attempt, Order, Verdict, read_order
+from alertik.notify.delivery import (
+    HttpTransport,
+    excerpt,
+    make_session,
+    scrub,
+    secrets_for,
+)
+from alertik.notify.services import (
+    SERVICES,
+    Attempt,
+    Order,
+    Verdict,
+    basic_auth,
+    read_order,
+)
 
 # How much of a value that is not an address is quoted in the log.
 SHOWN_CHARS = 80
@@ -98,6 +112,10 @@ def report_text(
     """What the report destination is told about one order; None: nothing."""
     rule = f"rule {order.rule}" if order.rule else "no rule"
     address = order.address.strip()[:SHOWN_CHARS]
+    try:
+        address = str(ipaddress.ip_address(address))  # as RouterOS lists it
+    except ValueError:
+        pass
     timeout = "" if dest.timeout == "none" else f" for {dest.timeout}"
     if result == "delivered":
         if detail:  # already on the list: nothing changed
@@ -123,3 +141,35 @@ def describe(dest: Any) -> str:
     allow = f", never {', '.join(dest.allow)}" if dest.allow else ""
     report = f", reports to {dest.report}" if dest.report else ""
     return f"{dest.name}: {mode} {dest.address} to {_listed(dest)}{allow}{report}"
+
+
+def check(dest: AddressListDestination, cfg: NotifyConfig) -> tuple[bool, str]:
+    """Whether the router's REST API takes our login, read-only: the list's
+    entries are read, nothing is changed. (ok, what to print)."""
+    secrets = secrets_for(dest)
+    url = f"{dest.rest_url}/ip/firewall/address-list"
+    session = make_session(dest)
+    try:
+        resp = session.get(
+            url,
+            params={"list": dest.list_name},
+            headers={"Authorization": basic_auth(dest.user, dest.password)},
+            timeout=(cfg.connect_timeout, cfg.read_timeout),
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        return False, scrub(f"{type(exc).__name__}: {exc}", secrets)
+    finally:
+        session.close()
+    if resp.status_code != 200:
+        return False, f"HTTP {resp.status_code}: {excerpt(resp.content, secrets)}"
+    try:
+        entries = msgspec.json.decode(resp.content)
+    except msgspec.DecodeError:
+        entries = None
+    if not isinstance(entries, list):
+        return False, "HTTP 200, but not RouterOS's answer (no list of entries)"
+    return True, (
+        f"logged in; {len(entries)} entries on {_listed(dest)}; nothing changed "
+        "(give an address to add it for real)"
+    )

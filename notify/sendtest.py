@@ -1,8 +1,14 @@
-"""``alertik send-test NOTIFIER [TEXT]``: send one real notification now.
+"""``alertik send-test NAME [TEXT]``: send one real notification now.
 
-It goes through the same path as an alert (payload builder, session, TLS,
-timeouts, retries, pacing), bounded in total time, and prints what happened:
-the HTTP status, and the start of the service's answer when it refused.
+NAME is a configured destination (a rules file's, or one set by environment)
+or one of alertik's notifier names whose variables are set. It goes through
+the same path as an alert (payload builder, session, TLS, timeouts, retries,
+pacing), bounded in total time, and prints what happened: the status, and
+the start of the service's answer when it refused.
+
+For the RouterOS address-list action, without TEXT it only reads the list
+(URL, certificate and login checked, nothing changed); with TEXT, an address,
+it adds that address through the same path as an alert.
 Exit status: 0 delivered, 1 not delivered, 2 configuration error.
 """
 
@@ -13,28 +19,53 @@ import threading
 import time
 
 from alertik.common.config import Config, ConfigError, load
-from alertik.common.destinations import NOTIFIERS, Destination, destination
+from alertik.common.destinations import (
+    NOTIFIERS,
+    AddressListDestination,
+    Destination,
+    destination,
+)
 from alertik.common.lifecycle import setup_logging
-from alertik.notify import services
+from alertik.common.schema import Alert
+from alertik.notify import routeros, services
 from alertik.notify.delivery import Courier
 
 USAGE = (
-    "usage: alertik send-test NOTIFIER [TEXT]\n"
-    f"  NOTIFIER: one of {', '.join(NOTIFIERS)}\n"
-    "  TEXT: the message (default: a test text with the time)"
+    "usage: alertik send-test NAME [TEXT]\n"
+    "  NAME: a configured destination, or one of "
+    f"{', '.join(NOTIFIERS)}\n"
+    "  TEXT: the message (default: a test text with the time); for a\n"
+    "        routeros-address-list destination, an address to add"
 )
 # A test answers within this, retries included: long enough for a couple of
 # retries or a short 429 wait, short enough for someone at a terminal.
 BUDGET_S = 30.0
 
 
-def _destination(notifier: str) -> tuple[Config, Destination]:
-    """The configuration and the notifier's destination, even if no event uses it."""
+def _destination(name: str) -> tuple[Config, Destination]:
+    """The configuration and the named destination, even if no rule uses it;
+    KeyError if there is none of that name."""
     cfg = load()
     for dest in cfg.notify.destinations:
-        if dest.name == notifier:
+        if dest.name == name:
             return cfg, dest
-    return cfg, destination(notifier)
+    if name not in NOTIFIERS:
+        raise KeyError(name)
+    return cfg, destination(name)
+
+
+def _order(address: str) -> Alert:
+    """A test alert for an action: the address given, rule "send-test"."""
+    return Alert(
+        id="send-test",
+        notifier="send-test",
+        text=f"alertik send-test of {address}",
+        rule="send-test",
+        received=time.time(),
+        sender="",
+        node="",
+        address=address,
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -43,18 +74,27 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     notifier = argv[0]
-    if notifier not in NOTIFIERS:
-        print(
-            f"error: {notifier!r} is not a notifier; use one of {', '.join(NOTIFIERS)}",
-            file=sys.stderr,
-        )
-        return 2
     try:
         cfg, dest = _destination(notifier)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyError:
+        print(
+            f"error: {notifier!r} is not a configured destination nor a notifier; "
+            f"use a destination's name or one of {', '.join(NOTIFIERS)}",
+            file=sys.stderr,
+        )
+        return 2
     setup_logging(cfg.log_level)
+    if isinstance(dest, AddressListDestination):
+        if len(argv) == 1:
+            ok, what = routeros.check(dest, cfg.notify)
+            print(
+                f"{dest.shown()}: {what}" if ok else f"{dest.shown()}: NOT OK: {what}"
+            )
+            return 0 if ok else 1
+        argv = [notifier, services.routeros_order(_order(argv[1]))]
     if len(argv) == 2:
         text = argv[1]
     else:

@@ -55,7 +55,8 @@ def load() -> Any:
         ) from None
     logger = logging.getLogger("apprise")
     logger.propagate = False
-    logger.handlers[:] = []
+    # A logger without handlers would fall back to printing on stderr.
+    logger.handlers[:] = [logging.NullHandler()]
     logger.setLevel(logging.INFO)
     return apprise
 

@@ -177,14 +177,10 @@ NUMBERS = (
     "ALERTIK_TCP_PORT",
     "ALERTIK_TLS_PORT",
     "ALERTIK_UDP_PORT",
-    "ALERTIK_TELEGRAM_THREAD_ID",
-    "ALERTIK_NTFY_PRIORITY",
-    "ALERTIK_GOTIFY_PRIORITY",
-    "ALERTIK_PUSHOVER_PRIORITY",
-    "ALERTIK_PUSHOVER_RETRY",
-    "ALERTIK_PUSHOVER_EXPIRE",
-    "ALERTIK_EMAIL_PORT",
 )
+# (The numbers of the destinations set by environment, ALERTIK_NTFY_PRIORITY
+# and the like, are read only when an event names that destination; their
+# ASCII digits are checked in tests/unit/test_destination_kinds.py.)
 # The modules that read the environment (common/config.py's docstring), and
 # tls.py, whose errors name the TLS files' variables.
 CONFIG_MODULES = ("config", "settings", "converters", "events", "destinations", "tls")
