@@ -436,8 +436,9 @@ class PushoverDestination(DestinationBase, tag="pushover", frozen=True, kw_only=
             raise DestinationError("sound", "is not a Pushover sound name (e.g. siren)")
 
 
-# A room id: "!" opaque part ":" server name.
-_MATRIX_ROOM = re.compile(r"^![^:\s/]+:[^\s/]+$")
+# A room id: "!", an opaque part and, before room version 12, ":" and the
+# server's name (version 12 ids, Synapse's default now, have none).
+_MATRIX_ROOM = re.compile(r"^![^:\s/]+(:[^\s/]+)?$")
 
 
 class MatrixDestination(DestinationBase, tag="matrix", frozen=True, kw_only=True):
@@ -460,7 +461,7 @@ class MatrixDestination(DestinationBase, tag="matrix", frozen=True, kw_only=True
             raise DestinationError(
                 "room",
                 "is not a room id; use the id shown in the room's settings "
-                "(Advanced), e.g. !AbCdEfGh:example.org",
+                "(Advanced), e.g. !AbCdEfGh:example.org (not an #alias)",
             )
         if not _header_safe(self.access_token):
             raise DestinationError("access_token", "is not an access token")

@@ -60,20 +60,26 @@ def synapse(tmp_path: Path) -> Iterator[dict[str, str]]:
     text = text.replace(
         'trusted_key_servers:\n  - server_name: "matrix.org"', "trusted_key_servers: []"
     )
-    text += "rc_message:\n  per_second: 1000\n  burst_count: 1000\n"
+    text += "\nrc_message:\n  per_second: 1000\n  burst_count: 1000\n"
     config.write_text(text)
     secret = next(
         line.split(":", 1)[1].strip().strip('"')
         for line in text.splitlines()
         if line.startswith("registration_shared_secret:")
     )
+    output = open(folder / "output.txt", "wb")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [SYNAPSE, "-m", "synapse.app.homeserver", "-c", str(config)],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=folder, stdout=output, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _up(url), timeout=60, what="synapse to start")
+        wait_for(
+            lambda: _up(url) or proc.poll() is not None,
+            timeout=120,
+            what="synapse to start",
+        )
+        assert proc.poll() is None, (folder / "output.txt").read_text()
         # The shared-secret registration (what register_new_matrix_user does).
         nonce = requests.get(f"{url}/_synapse/admin/v1/register", timeout=10).json()
         registered = requests.post(
@@ -94,6 +100,7 @@ def synapse(tmp_path: Path) -> Iterator[dict[str, str]]:
     finally:
         proc.terminate()
         proc.wait(30)
+        output.close()
 
 
 def _mac(secret: str, nonce: str) -> str:

@@ -176,6 +176,13 @@ def test_a_bad_value_names_its_key_and_never_a_secret(
         assert secret not in str(info.value)
 
 
+def test_a_matrix_room_id_of_room_version_12_has_no_server_part() -> None:
+    # As a real Synapse (1.163) creates rooms by default.
+    room = "!Vpu0a1YBKCyCWnRpnDE3L7wU-uKgW6DfdCyVDz_85sE"
+    dest = parse({**tables()["room"], "name": "r", "room": room})
+    assert isinstance(dest, MatrixDestination) and dest.room == room
+
+
 def test_pushover_emergency_needs_retry_and_expire() -> None:
     table = {**tables()["pager"], "name": "p"}
     del table["retry"]
