@@ -1,12 +1,16 @@
 """``alertik keygen``: make a CURVE key pair for the links between hosts.
 
-Prints the secret key as ``ALERTIK_CURVE_SECRET_KEY=...`` (an env-file line
-for the host that keeps it) and the public key as
-``ALERTIK_CURVE_PUBLIC_KEY=...``, which no stage reads: it is what the peers
-put in ``ALERTIK_CURVE_SERVER_KEY`` (when this host binds) or in
-``ALERTIK_CURVE_ALLOWED_CLIENTS`` (when this host connects).
-``alertik keygen --public`` reads a secret key on stdin (bare, or keygen's own
-output) and prints its public key alone.
+Prints the secret key as ``ALERTIK_CURVE_SECRET_KEY='...'`` for the host
+that keeps it and the public key as ``ALERTIK_CURVE_PUBLIC_KEY='...'``, which
+no stage reads: it is what the peers put in ``ALERTIK_CURVE_SERVER_KEY`` (when
+this host binds) or in ``ALERTIK_CURVE_ALLOWED_CLIENTS`` (when this host
+connects). The values are in single quotes, so the output can be sourced by a
+shell (``. ./keys.env``) and read by systemd's ``EnvironmentFile=`` and
+docker compose's ``env_file``, all of which take the quoted text literally:
+Z85 keys hold ``&``, ``*``, ``<``, ``(`` and friends, which a shell would
+otherwise act on, and never a quote. ``alertik keygen --public`` reads a
+secret key on stdin (bare, quoted, or keygen's own output) and prints its
+public key alone.
 """
 
 from __future__ import annotations
@@ -60,19 +64,36 @@ def secret_from(text: str) -> str:
     for line in lines:
         if line.startswith(SECRET_PREFIX):
             # Only this exact prefix comes off: "=" is also a Z85 digit.
-            return line[len(SECRET_PREFIX) :]
-    return next((line for line in lines if line and not line.startswith("#")), "")
+            return unquote(line[len(SECRET_PREFIX) :])
+    bare = next((line for line in lines if line and not line.startswith("#")), "")
+    return unquote(bare)
+
+
+def quote(value: str) -> str:
+    """value in single quotes, as sh, systemd and docker compose read them.
+
+    Inside single quotes nothing is special to any of them; a quote itself
+    (never part of a Z85 key) is closed, escaped and reopened, as sh does.
+    """
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def unquote(value: str) -> str:
+    """A value without the single or double quotes around it, if it has them."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 def render(public: str, secret: str) -> str:
-    """The lines keygen prints for one key pair."""
+    """The lines keygen prints for one key pair: sh, systemd and compose read them."""
     return (
         "# alertik CURVE key pair. Keep the secret key on this host only.\n"
-        f"{SECRET_PREFIX}{secret}\n"
+        f"{SECRET_PREFIX}{quote(secret)}\n"
         "# The public key is not secret: give it to the peers, as\n"
         "# ALERTIK_CURVE_SERVER_KEY if this host binds (the server), or in\n"
         "# ALERTIK_CURVE_ALLOWED_CLIENTS if this host connects (e.g. a router).\n"
-        f"ALERTIK_CURVE_PUBLIC_KEY={public}\n"
+        f"ALERTIK_CURVE_PUBLIC_KEY={quote(public)}\n"
     )
 
 

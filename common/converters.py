@@ -328,6 +328,10 @@ def _is_z85_key(key: str) -> bool:
 
 def _key(key: str) -> str:
     # Never echo a key: the secret one is a credential.
+    if len(key) == 42 and key[0] == key[-1] and key[0] in "'\"":
+        # `alertik keygen` quotes its values for sh, systemd and compose;
+        # `docker run --env-file` keeps the quotes as part of the value.
+        raise Invalid("is in quotes; remove them (docker run --env-file keeps them)")
     if len(key) != 40:
         raise Invalid(
             "is not a 40-character Z85 CURVE key; make one with alertik keygen"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pathlib
+import subprocess
 
 import msgspec
 import pytest
@@ -28,7 +31,9 @@ def test_keygen_prints_env_lines_a_stage_accepts(
 ) -> None:
     assert keygen.main([]) == 0
     lines = capsys.readouterr().out.splitlines()
-    values = dict(line.split("=", 1) for line in lines if not line.startswith("#"))
+    quoted = dict(line.split("=", 1) for line in lines if not line.startswith("#"))
+    assert all(v[0] == v[-1] == "'" for v in quoted.values())
+    values = {k: v[1:-1] for k, v in quoted.items()}
     assert set(values) == {"ALERTIK_CURVE_SECRET_KEY", "ALERTIK_CURVE_PUBLIC_KEY"}
     secret = values["ALERTIK_CURVE_SECRET_KEY"]
     assert keygen.public_of(secret) == values["ALERTIK_CURVE_PUBLIC_KEY"]
@@ -56,6 +61,54 @@ def test_keygen_public_reads_a_bare_key_or_keygens_own_output(
     monkeypatch.setattr("sys.stdin", io.StringIO(text.format(secret=secret.decode())))
     assert keygen.main(["--public"]) == 0
     assert capsys.readouterr().out == public.decode() + "\n"
+
+
+# Every Z85 digit, and so every character a shell might act on (& * ( < > ...).
+ALL_DIGITS = (
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    ".-:+=^!/*?&<>()[]{}@%$#"
+)
+
+
+def test_keygens_output_sourced_by_sh_gives_the_keys_back_exactly(
+    tmp_path: pathlib.Path,
+) -> None:
+    secret, public = ALL_DIGITS[:40], ALL_DIGITS[45:] + ALL_DIGITS[:18]
+    env_file = tmp_path / "keys.env"
+    env_file.write_text(keygen.render(public, secret))
+    shown = subprocess.run(
+        [
+            "sh",
+            "-euc",
+            '. "$1"; printf "%s\\n%s\\n" "$ALERTIK_CURVE_SECRET_KEY" '
+            '"$ALERTIK_CURVE_PUBLIC_KEY"',
+            "sh",
+            str(env_file),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+        check=True,
+    )
+    assert shown.stdout == f"{secret}\n{public}\n"
+    assert shown.stderr == ""
+    assert keygen.secret_from(env_file.read_text()) == secret
+
+
+def test_a_quote_in_a_value_survives_the_shell_too() -> None:
+    line = keygen.quote("it's")
+    shown = subprocess.run(
+        ["sh", "-c", f'v={line}; printf %s "$v"'], capture_output=True, text=True
+    )
+    assert shown.stdout == "it's"
+
+
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_keygen_public_takes_a_quoted_secret_key(quote: str) -> None:
+    public, secret = zmq.curve_keypair()
+    text = f"{quote}{secret.decode()}{quote}\n"
+    assert keygen.public_of(keygen.secret_from(text)) == public.decode()
 
 
 def test_the_secret_key_may_contain_an_equals_sign() -> None:
@@ -90,6 +143,18 @@ def test_a_key_that_is_not_z85_names_its_variable(variable: str, value: str) -> 
         load(env)
     assert info.value.variable == variable
     assert "alertik keygen" in str(info.value)
+
+
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_a_key_left_in_its_quotes_is_refused_with_the_fix(quote: str) -> None:
+    _, secret = keygen.new_keypair()
+    with pytest.raises(ConfigError) as info:
+        load(
+            {"HOME": "/nonexistent", "ALERTIK_CURVE_SECRET_KEY": quote + secret + quote}
+        )
+    assert info.value.variable == "ALERTIK_CURVE_SECRET_KEY"
+    assert "remove them" in str(info.value)
+    assert secret not in str(info.value)
 
 
 @pytest.mark.parametrize(
