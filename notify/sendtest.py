@@ -14,6 +14,7 @@ Exit status: 0 delivered, 1 not delivered, 2 configuration error.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -40,6 +41,11 @@ USAGE = (
 # A test answers within this, retries included: long enough for a couple of
 # retries or a short 429 wait, short enough for someone at a terminal.
 BUDGET_S = 30.0
+# A refused connection is tried this often before giving up: nothing listens
+# there now, and someone at a terminal wants to know that, not to wait.
+REFUSED_TRIES = 2
+# How requests words a refused connection (ECONNREFUSED's text, any platform).
+_REFUSED = re.compile(r"Connection refused|\[Errno 111\]|\[WinError 10061\]")
 
 
 def _destination(name: str) -> tuple[Config, Destination]:
@@ -101,17 +107,26 @@ def main(argv: list[str]) -> int:
         text = f"alertik test notification from {cfg.ingest.node_name}" + (
             time.strftime(cfg.time_suffix)
         )
+    halt = threading.Event()
     try:
-        courier = Courier(dest, cfg.notify, threading.Event())
+        courier = Courier(dest, cfg.notify, halt)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    refused = 0
+
+    def watch(attempt: int, verdict: services.Verdict) -> None:
+        nonlocal refused
+        refused = refused + 1 if _REFUSED.search(verdict.reason) else 0
+        if refused >= REFUSED_TRIES:
+            halt.set()
+
     started = time.monotonic()
     deadline = started + BUDGET_S
     attempts = 0
     try:
         for message in services.parts(dest.kind, text):
-            outcome = courier.send(message, deadline=deadline)
+            outcome = courier.send(message, deadline=deadline, on_retry=watch)
             attempts += outcome.attempts
             if outcome.result != "delivered":
                 break
@@ -137,7 +152,12 @@ def main(argv: list[str]) -> int:
     if outcome.result == "skipped":
         print(f"{courier.name}: NOT acted on: {outcome.detail}")
         return 1
-    if outcome.result == "timeout":
+    if refused >= REFUSED_TRIES:
+        why = (
+            f"connection refused {refused} times: nothing listens at that address; "
+            "is the address right and the service up?"
+        )
+    elif outcome.result == "timeout":
         why = f"gave up after {attempts} attempt{plural} in {elapsed:.0f} s"
     else:
         why = "refused"

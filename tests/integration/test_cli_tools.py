@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.conftest import base_env, events_env
@@ -128,3 +130,26 @@ def test_check_warns_when_events_are_set_without_env_events(tmp_path: Path) -> N
         "warning: ENV_EVENTS: is not set, so EVENT0_*, EVENT1_*, EVENT2_* are "
         "ignored; set ENV_EVENTS=3 to use them\n"
     ) in proc.stderr
+
+
+def test_send_test_gives_up_at_once_when_nothing_listens(tmp_path: Path) -> None:
+    """1. A generic webhook URL whose port is bound but not listening, so
+    every connection is refused;
+    2. `alertik send-test Generic1`.
+    Result: exit 1 after two attempts, well before the 30 s budget, with one
+    line on stdout that says the connection was refused."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))  # bound, never listening: connect is refused
+    port = holder.getsockname()[1]
+    env = base_env(tmp_path, GENERIC1_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook")
+    started = time.monotonic()
+    try:
+        proc = alertik("send-test", "Generic1", "hi", env=env)
+    finally:
+        holder.close()
+    took = time.monotonic() - started
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, lines
+    assert "NOT delivered (connection refused 2 times: nothing listens" in lines[0]
+    assert took < 10, took
