@@ -10,9 +10,13 @@ its tap. This tool subscribes to one tap and prints each message as it passes:
   decoded as UTF-8 (invalid bytes become U+FFFD, as in the log archive), while
   ``"raw"`` keeps the exact bytes in base64.
 
-Status lines (connected, disconnected, refused) go to stderr, so stdout stays
-pure JSON lines. A tap only reads: it never slows the stage (the stage drops
-what a slow reader cannot take) and it sees only what passes after it has
+Status lines (connected, disconnected, refused, nothing there yet) go to
+stderr, so stdout stays pure JSON lines. With nothing to read (no such
+socket, a socket nobody is bound to, a port where nothing listens) the tap
+says so once and waits: it connects when the stage starts.
+
+A tap only reads: it never slows the stage (the stage drops what a slow
+reader cannot take) and it sees only what passes after it has
 connected.
 
 Exit status: 0 when stopped by SIGINT/SIGTERM, after ``--count`` messages, or
@@ -146,7 +150,7 @@ def main(argv: list[str]) -> int:
         # A tap on another host's tcp:// endpoint is a CURVE client like any
         # stage that connects; the keys come from the same variables.
         sub = sockets.connect_tap(ctx, endpoint, sockets.Security.of(cfg.curve))
-        mon = sockets.monitor(sub)
+        mon = sockets.monitor(sub, sockets.MONITOR_EVENTS | Status.ATTEMPTS)
         try:
             return _loop(args, endpoint, sub, mon, stop)
         finally:
@@ -169,7 +173,7 @@ def _loop(
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)
     poller.register(mon, zmq.POLLIN)
-    status = Status(endpoint)
+    status = Status(endpoint, args.stage)
     _status(f"reading the {args.stage} tap at {endpoint}")
     while not stop.is_set():
         wait_ms = sockets.POLL_MS
@@ -212,10 +216,33 @@ def _loop(
 class Status:
     """Says on stderr what the tap's connection does, each thing once per try."""
 
-    def __init__(self, endpoint: str) -> None:
+    # An attempt that reached the other end (before any handshake), and the
+    # retry that follows every attempt that did not lead to a connection.
+    ATTEMPTS = zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED
+
+    def __init__(self, endpoint: str, stage: str = "stage") -> None:
         self.endpoint = endpoint
-        self.connected = False
+        self.stage = stage
+        self.connected = False  # handshake done
+        self.reached = False  # the current attempt found someone
         self.said: set[str] = set()
+
+    def nothing_there(self) -> str:
+        """Why a connection attempt found nobody, in the admin's terms."""
+        where = self.endpoint
+        if where.startswith("ipc://"):
+            path = where[len("ipc://") :]
+            if not os.path.exists(path):
+                return (
+                    f"nothing to read at {where}: no such socket; no {self.stage} "
+                    "runs with this run directory (ALERTIK_RUN_DIR, or --run-dir); "
+                    "waiting for one"
+                )
+            return (
+                f"nothing to read at {where}: the socket is there but nobody is "
+                f"bound to it (did {self.stage} stop?); waiting for one"
+            )
+        return f"nothing to read at {where}: nothing listens there; waiting for it"
 
     def event(self, kind: int) -> None:
         """Report one monitor event; libzmq repeats failures every retry."""
@@ -234,6 +261,13 @@ class Status:
                     "that both ends use CURVE and that ALERTIK_CURVE_SERVER_KEY "
                     "is its public key"
                 )
+        elif kind == zmq.EVENT_CONNECTED:
+            self.reached = True
+        elif kind == zmq.EVENT_CONNECT_RETRIED:
+            # libzmq retries every 100 ms or so; said once until connected.
+            if not self.reached:
+                self.say(self.nothing_there())
+            self.reached = False
         elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             self.say(f"{where} refused this host's CURVE key (see ALERTIK_CURVE_*)")
         elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:

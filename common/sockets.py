@@ -327,9 +327,9 @@ def connect_tap(ctx: Context, endpoint: str, security: Security) -> zmq.Socket[b
     return sock
 
 
-def monitor(sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
+def monitor(sock: zmq.Socket[bytes], events: int = MONITOR_EVENTS) -> zmq.Socket[bytes]:
     """A PAIR socket reporting sock's connects, disconnects and refusals."""
-    mon = sock.get_monitor_socket(MONITOR_EVENTS)
+    mon = sock.get_monitor_socket(events)
     mon.setsockopt(zmq.LINGER, 0)
     return mon
 

@@ -153,3 +153,27 @@ def test_send_test_gives_up_at_once_when_nothing_listens(tmp_path: Path) -> None
     assert len(lines) == 1, lines
     assert "NOT delivered (connection refused 2 times: nothing listens" in lines[0]
     assert took < 10, took
+
+
+def test_tap_says_once_that_no_stage_runs_with_that_run_directory(
+    tmp_path: Path,
+) -> None:
+    """1. An empty run directory: no stage runs there;
+    2. `alertik tap ingest --run-dir DIR --timeout 1.5` (libzmq retries the
+    connection about ten times in that time).
+    Result: one status line saying there is no such socket, nothing on
+    stdout, exit 0 (a timeout without --count)."""
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir()
+    proc = alertik(
+        "tap", "ingest", "--run-dir", str(run_dir), "--timeout", "1.5",
+        env=base_env(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    said = [line for line in proc.stderr.splitlines() if "nothing to read" in line]
+    assert said == [
+        f"tap: nothing to read at ipc://{run_dir}/tap-ingest: no such socket; no "
+        "ingest runs with this run directory (ALERTIK_RUN_DIR, or --run-dir); "
+        "waiting for one"
+    ]

@@ -284,3 +284,42 @@ def test_the_tap_says_each_connection_problem_once_per_attempt_to_connect(
         "check that both ends use CURVE and that ALERTIK_CURVE_SERVER_KEY is its "
         "public key",
     ]
+
+
+def test_the_tap_says_once_that_there_is_no_such_socket_then_that_nobody_is_bound(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tap-ingest"
+    status = tap.Status(f"ipc://{path}", "ingest")
+    for _ in range(5):
+        status.event(zmq.EVENT_CONNECT_RETRIED)
+    path.touch()  # a socket file left behind
+    for _ in range(5):
+        status.event(zmq.EVENT_CONNECT_RETRIED)
+    status.event(zmq.EVENT_CONNECTED)
+    status.event(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    assert capsys.readouterr().err.splitlines() == [
+        f"tap: nothing to read at ipc://{path}: no such socket; no ingest runs "
+        "with this run directory (ALERTIK_RUN_DIR, or --run-dir); waiting for one",
+        f"tap: nothing to read at ipc://{path}: the socket is there but nobody "
+        "is bound to it (did ingest stop?); waiting for one",
+        f"tap: connected to ipc://{path}",
+    ]
+
+
+def test_a_tap_refused_by_its_peer_is_not_told_that_nothing_listens(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = tap.Status("tcp://192.0.2.10:5561", "matcher")
+    for _ in range(3):  # the connection is made, the handshake fails
+        status.event(zmq.EVENT_CONNECTED)
+        status.event(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        status.event(zmq.EVENT_DISCONNECTED)
+        status.event(zmq.EVENT_CONNECT_RETRIED)
+    status.event(zmq.EVENT_CONNECT_RETRIED)  # then nothing listens any more
+    assert capsys.readouterr().err.splitlines() == [
+        "tap: tcp://192.0.2.10:5561 refused this host's CURVE key "
+        "(see ALERTIK_CURVE_*)",
+        "tap: nothing to read at tcp://192.0.2.10:5561: nothing listens there; "
+        "waiting for it",
+    ]
