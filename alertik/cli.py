@@ -147,6 +147,13 @@ def cmd_test(args: argparse.Namespace) -> int:
         cfg, rules = _load()
     except ConfigError as exc:
         return _config_error(exc)
+    if not len(rules):
+        print(
+            "alertik test: no rules are configured, so no line can match; set "
+            "ENV_EVENTS and EVENT0_* (README.md, Rules), or STATIC_EVENTS_ENABLED",
+            file=sys.stderr,
+        )
+        return 1
     if args.lines:
         lines: Sequence[bytes] = [os.fsencode(line) for line in args.lines]
     else:

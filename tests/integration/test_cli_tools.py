@@ -82,6 +82,16 @@ def test_test_reads_stdin_and_exits_1_when_nothing_matches(tmp_path: Path) -> No
     assert proc.stdout.splitlines() == ["no match: one", "no match: two"]
 
 
+def test_test_says_when_no_rule_is_configured(tmp_path: Path) -> None:
+    proc = alertik("test", "login failure for user admin", env=base_env(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith(
+        "alertik test: no rules are configured, so no line can match; set ENV_EVENTS"
+    )
+    assert proc.stderr.count("\n") == 1
+
+
 def test_test_uses_the_sender_placeholder(tmp_path: Path) -> None:
     env = {**rules_env(tmp_path), "ALERTIK_TIME_SUFFIX": " (%Y)"}
     proc = alertik("test", "--sender", "10.1.2.3", "login failure", env=env)
