@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from alertik.common import events, settings, tls
+from alertik.common import events, settings
 from alertik.common.converters import (
     ConfigError,
     ConfigWarning,
@@ -273,6 +273,9 @@ def _check_tls(ingest: IngestConfig) -> None:
     will load them); ConfigError naming the variable otherwise."""
     if ingest.tls_port is None:
         return
+    # Only here: ssl and hashlib cost every stage 5 MiB that has no TLS port.
+    from alertik.common import tls
+
     if not ingest.tls_cert:
         raise ConfigError(
             tls.CERT,
@@ -280,6 +283,10 @@ def _check_tls(ingest: IngestConfig) -> None:
             "with `alertik cert`",
         )
     tls.server_context(ingest.tls_cert, ingest.tls_key, ingest.tls_client_ca)
+
+
+# common/tls.py's CERT, KEY and CLIENT_CA, named here without importing ssl.
+_TLS_FILES = ("ALERTIK_TLS_CERT", "ALERTIK_TLS_KEY", "ALERTIK_TLS_CLIENT_CA")
 
 
 def _tls_warnings(env: Mapping[str, str]) -> list[ConfigWarning]:
@@ -292,7 +299,7 @@ def _tls_warnings(env: Mapping[str, str]) -> list[ConfigWarning]:
             variable=name,
             problem="is set but ALERTIK_TLS_PORT is off: there is no TLS listener",
         )
-        for name in (tls.CERT, tls.KEY, tls.CLIENT_CA)
+        for name in _TLS_FILES
         if env.get(name, "").strip()
     ]
 

@@ -31,7 +31,6 @@ from any other text.
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import os
 import re
@@ -475,6 +474,8 @@ def _mail_address(value: str) -> bool:
     """Whether value is one e-mail address, with or without a display name."""
     if "\n" in value or "\r" in value:
         return False
+    import email.utils  # only for e-mail destinations
+
     _, address = email.utils.parseaddr(value)
     local, at, domain = address.rpartition("@")
     return bool(at and local and ("." in domain or domain == "localhost"))

@@ -10,7 +10,6 @@ since it becomes the text of a notification.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Literal
@@ -182,6 +181,8 @@ def warnings(env: Mapping[str, str]) -> list[ConfigWarning]:
             continue
         numbers.setdefault(number, []).append(name)
         if field not in FIELDS:
+            import difflib
+
             close = difflib.get_close_matches(field, FIELDS, n=1)
             found.append(
                 ConfigWarning(

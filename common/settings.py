@@ -17,12 +17,9 @@ and would crash on them later.
 
 from __future__ import annotations
 
-import argparse
-import difflib
 import os
 import socket
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -63,14 +60,21 @@ DEFAULT_TIME_SUFFIX = ", at: %Y-%m-%d %H:%M:%S"
 Compute = Callable[[Mapping[str, str], Mapping[str, Any]], str]
 
 
+def _tempdir() -> str:
+    # tempfile (with shutil, bz2, lzma and random) only when a default needs it.
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
 def _default_run_dir(env: Mapping[str, str], values: Mapping[str, Any]) -> str:
-    base = env.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    base = env.get("XDG_RUNTIME_DIR") or _tempdir()
     return os.path.join(base, f"alertik-{os.getuid()}")
 
 
 def _default_state_dir(env: Mapping[str, str], values: Mapping[str, Any]) -> str:
     base = env.get("XDG_STATE_HOME") or os.path.join(
-        env.get("HOME") or tempfile.gettempdir(), ".local", "state"
+        env.get("HOME") or _tempdir(), ".local", "state"
     )
     return os.path.join(base, "alertik")
 
@@ -490,6 +494,8 @@ def unknown_names(env: Mapping[str, str]) -> list[ConfigWarning]:
         ):
             continue
         # Compared without the prefix that every candidate shares.
+        import difflib
+
         close = difflib.get_close_matches(name.removeprefix("ALERTIK_"), _BARE, n=1)
         found.append(
             ConfigWarning(
@@ -537,6 +543,8 @@ def with_table(readme: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="python -m alertik.common.settings",
         description="Print the settings table, or write it into README.md.",
