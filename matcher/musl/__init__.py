@@ -43,6 +43,16 @@ oracle under tests/oracle/):
   and ``\\B`` between two characters that are surely there); any other use is
   refused with a RegexError that says how to rewrite it.
 
+``compile(pattern, icase=True)`` is ``regcomp`` with ``REG_ICASE`` as well (rules
+in the rules file with ``icase = true``): a letter written in the pattern, alone,
+escaped or inside brackets, matches either case, and a class matches a character
+whose other case it holds (``[[:upper:]]`` takes ``a``, ``[^a]`` refuses ``A``);
+``\\xHH`` stays that one byte, and bytes 0x80-0xFF have no case. Checked against
+musl built with REG_ICASE (tests/data/musl_icase_cases.json). On contrived
+patterns musl's TRE sometimes misses the leftmost match under REG_ICASE
+(``a*(.A|bc|A)(b*)`` on ``xxbBAaA`` starts at 4, not 3); alertik then reports the
+leftmost one.
+
 Deliberate differences from alertik (which matches a NUL-terminated copy of the
 first 2047 bytes): messages are searched whole, and a NUL byte is an ordinary
 character. ``.``, negated brackets, ``\\D``/``\\W``/``\\S``, ``[[:cntrl:]]`` and

@@ -20,6 +20,7 @@ from alertik.matcher.musl.bytesets import (
     _WORD,
     _code_point,
     _cp_range_mask,
+    _fold,
     _mask,
     _ranges,
 )
@@ -146,9 +147,13 @@ class _BracketParser(_Reader):
                 i += 1
                 self.note_range(i - 3, lo, hi)
             items |= _cp_range_mask(lo, hi)
+        if self.icase:
+            # musl adds the other case of every listed character and tests a
+            # class against both cases of the input, before any negation.
+            items, excluded = _fold(items), _fold(excluded)
         mask = _ALL & ~items & ~excluded if negate else items
         self.note_bracket(opening, i, backslash, negate)
-        return _Set(mask), i
+        return _Set(mask, folded=self.icase), i
 
     def note_range(self, pos: int, lo: int, hi: int) -> None:
         """Warn about ranges such as A-z that span punctuation between kinds."""

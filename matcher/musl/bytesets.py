@@ -63,6 +63,15 @@ _MACROS: Final[dict[int, int]] = {
     ord("D"): _ALL & ~_DIGIT,
 }
 
+
+def _fold(m: int) -> int:
+    """m with the other case of each ASCII letter in it (musl's REG_ICASE).
+
+    In the C locale only A-Z and a-z have a case; bytes 0x80-0xFF have none.
+    """
+    return m | ((m & _UPPER) << 32) | ((m & _LOWER) >> 32)
+
+
 # In the C locale musl reads a byte b >= 0x80 as the code point 0xDF00 + b.
 _HIGH_BASE: Final = 0xDF00
 

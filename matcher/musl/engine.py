@@ -300,9 +300,10 @@ class MuslRegex:
         return out
 
 
-def compile(pattern: str) -> MuslRegex:  # noqa: A001 - mirrors re.compile
-    """Compile pattern as musl's regcomp(REG_EXTENDED); raises RegexError."""
-    parser, root = _parse(pattern)
+def compile(pattern: str, icase: bool = False) -> MuslRegex:  # noqa: A001
+    """Compile pattern as musl's regcomp(REG_EXTENDED), with REG_ICASE when
+    icase; raises RegexError. (The name mirrors re.compile.)"""
+    parser, root = _parse(pattern, icase)
     if root.depth > MAX_DEPTH:
         raise RegexError(
             f"the pattern nests groups and repetitions more than {MAX_DEPTH} levels "
@@ -347,9 +348,9 @@ def _re2_refusal(exc: Exception) -> RegexError:
     return RegexError(f"the linear-time engine refused the pattern: {detail}")
 
 
-def lint(pattern: str) -> list[str]:
+def lint(pattern: str, icase: bool = False) -> list[str]:
     """Warnings, each with a rewrite, for legal but likely-wrong constructs."""
-    parser, root = _parse(pattern)
+    parser, root = _parse(pattern, icase)
     notes = list(parser.notes)
     if root.depth <= MAX_DEPTH:
         for a in _Analysis(root).asserts:

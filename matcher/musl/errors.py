@@ -40,9 +40,10 @@ class _Note:
 class _Reader:
     """The pattern being parsed, and the notes collected while reading it."""
 
-    def __init__(self, pattern: bytes) -> None:
-        """Read pattern (raw bytes, no NUL)."""
+    def __init__(self, pattern: bytes, icase: bool = False) -> None:
+        """Read pattern (raw bytes, no NUL); icase as musl's REG_ICASE."""
         self.p = pattern
+        self.icase = icase
         self.notes: list[_Note] = []
 
     def at(self, i: int) -> int:

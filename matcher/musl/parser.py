@@ -11,7 +11,7 @@ import os
 from typing import Final
 
 from alertik.matcher.musl.brackets import _BracketParser
-from alertik.matcher.musl.bytesets import _ALL, _HIGH_BASE, _MACROS
+from alertik.matcher.musl.bytesets import _ALL, _HIGH_BASE, _MACROS, _fold
 from alertik.matcher.musl.errors import (
     _BADBR,
     _BADRPT,
@@ -41,9 +41,9 @@ _DUP_MAX: Final = 255
 class _Parser(_BracketParser):
     """Parses one pattern the way musl's regcomp(REG_EXTENDED) does."""
 
-    def __init__(self, pattern: bytes) -> None:
-        """Prepare to parse pattern (raw bytes, no NUL)."""
-        super().__init__(pattern)
+    def __init__(self, pattern: bytes, icase: bool = False) -> None:
+        """Prepare to parse pattern (raw bytes, no NUL); icase: REG_ICASE."""
+        super().__init__(pattern, icase)
         self.ngroups = 0
         self.parents: list[int] = [0]  # parents[g] = enclosing group of group g
         self.top_bars: list[int] = []  # offsets of the '|' outside any group
@@ -122,7 +122,7 @@ class _Parser(_BracketParser):
         if c == 0x5C:  # '\\'
             return self.escape(i)
         if c == 0x2E:  # '.'
-            return _Set(_ALL), i + 1
+            return self.set(_ALL), i + 1
         if c == 0x5E:  # '^'
             return _Assert("^", i), i + 1
         if c == 0x24:  # '$'
@@ -135,7 +135,15 @@ class _Parser(_BracketParser):
             self.notes.append(
                 _Note(i, "this ')' closes no group, so it is a literal ')': write \\)")
             )
-        return _Set(1 << c), i + 1
+        return self.literal(c), i + 1
+
+    def literal(self, c: int) -> _Set:
+        """One literal character; with REG_ICASE, either case of a letter."""
+        return self.set(_fold(1 << c) if self.icase else 1 << c)
+
+    def set(self, mask: int) -> _Set:
+        """A one-character node (marked as made under REG_ICASE when it is)."""
+        return _Set(mask, folded=self.icase)
 
     def nothing_to_repeat(self, i: int) -> RegexError:
         """The REG_BADRPT error for a quantifier with nothing before it."""
@@ -165,7 +173,7 @@ class _Parser(_BracketParser):
         d = self.at(i + 1)
         macro = _MACROS.get(d)
         if macro is not None:
-            return _Set(macro), i + 2
+            return self.set(macro), i + 2
         if d == 0:
             raise self.fail(
                 i,
@@ -204,7 +212,7 @@ class _Parser(_BracketParser):
                     "\\b \\B \\< \\> \\t \\n \\r \\f \\a \\e \\xHH and nothing else)",
                 )
             )
-        return _Set(1 << d), i + 2
+        return self.literal(d), i + 2
 
     def hex_escape(self, i: int) -> tuple[_Node, int]:
         """\\xHH (up to 2 digits) or \\x{H...} (up to 8), as musl reads them."""
@@ -253,7 +261,7 @@ class _Parser(_BracketParser):
             mask = 1 << (value - _HIGH_BASE)
         else:
             mask = 0
-        return _Set(mask), j
+        return self.set(mask), j
 
     def repeats(self, node: _Node, i: int) -> tuple[_Node, int]:
         """musl's parse_iter: any number of stacked * + ? {n,m} after an atom."""
@@ -358,12 +366,16 @@ class _Parser(_BracketParser):
         return self.fail(i, what, _BADBR, fix)
 
 
-def _parse(pattern: str) -> tuple[_Parser, _Group]:
-    """Parse an EVENTn_MATCH_STR text as musl would; raises RegexError."""
+def _parse(pattern: str, icase: bool = False) -> tuple[_Parser, _Group]:
+    """Parse an EVENTn_MATCH_STR text as musl would; raises RegexError.
+
+    icase is musl's REG_ICASE: a letter written in the pattern, alone, escaped
+    or in brackets (classes too), matches either case; \\xHH stays one byte.
+    """
     raw = os.fsencode(pattern)
     if b"\0" in raw:
         raise RegexError("the pattern contains a NUL character, which musl cannot see")
-    parser = _Parser(raw)
+    parser = _Parser(raw, icase)
     root = parser.parse()
     assert isinstance(root, _Group)
     return parser, root

@@ -1,6 +1,8 @@
 """Build tests/data/musl_cases.json: musl's own answers for alertik-style regexes.
 
-Regenerate (needs musl-gcc, Debian/Ubuntu package musl-tools), from the repo root:
+It also writes tests/data/musl_icase_cases.json: the same kind of answers with
+REG_ICASE (a rules-file rule with ``icase = true``). Regenerate both (needs
+musl-gcc, Debian/Ubuntu package musl-tools), from the repo root:
 
     python tests/oracle/generate_cases.py
 
@@ -32,6 +34,8 @@ from typing import Any
 
 # Where the checked-in answers live, relative to this file.
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "musl_cases.json"
+# The same with REG_ICASE (rules-file rules with icase = true).
+ICASE_FILE = DATA_FILE.with_name("musl_icase_cases.json")
 
 # The oracle's C source, next to this file.
 ORACLE_SOURCE = Path(__file__).resolve().parent / "musl_oracle.c"
@@ -88,15 +92,17 @@ def build_oracle(dest_dir: Path) -> Path:
     return binary
 
 
-def run_oracle(binary: Path, cases: list[Case]) -> list[dict[str, Any]]:
-    """musl's answer for each case, in the JSON-record shape described above."""
+def run_oracle(
+    binary: Path, cases: list[Case], icase: bool = False
+) -> list[dict[str, Any]]:
+    """musl's answer for each case, in the JSON-record shape described above
+    (with icase, regcomp also gets REG_ICASE)."""
     for pattern, subject, what in cases:
         if b"\0" in pattern or b"\0" in subject:
             raise ValueError(f"NUL cannot reach musl: {what}")
     stdin = b"".join(p + b"\0" + s + b"\0" for p, s, _ in cases)
-    out = subprocess.run(
-        [str(binary)], input=stdin, capture_output=True, check=True
-    ).stdout
+    argv = [str(binary), "icase"] if icase else [str(binary)]
+    out = subprocess.run(argv, input=stdin, capture_output=True, check=True).stdout
     lines = out.decode("ascii").splitlines()
     if len(lines) != len(cases):
         raise RuntimeError(f"oracle answered {len(lines)} of {len(cases)} cases")
@@ -686,17 +692,74 @@ def table_cases() -> list[Case]:
     return fixed_cases() + realistic_cases(TABLE_SEED, TABLE_PATTERNS)
 
 
-def main() -> int:
-    """Regenerate DATA_FILE from musl itself."""
-    with tempfile.TemporaryDirectory() as tmp:
-        binary = build_oracle(Path(tmp))
-        records = run_oracle(binary, table_cases())
-    DATA_FILE.parent.mkdir(parents=True, exist_ok=True)
+def icase_fixed_cases() -> list[Case]:
+    """Where REG_ICASE could go wrong: literals, escapes, brackets, classes."""
+    c: list[Case] = []
+
+    def add(pattern: bytes, subjects: list[bytes], what: str) -> None:
+        c.extend((pattern, s, what) for s in subjects)
+
+    add(b"Login Failure", [b"LOGIN FAILURE", b"login failure", b"LoGiN fAiLuRe"], "lit")
+    add(rb"\k\Z", [b"KZ", b"kz"], "escaped letters fold")
+    add(rb"\x41\x{62}", [b"Ab", b"aB", b"AB"], "\\x escapes stay one byte")
+    add(b"[a-c]+", [b"xABCD", b"xabcd"], "bracket range folds")
+    add(b"[^a]", [b"A", b"a", b"b"], "negated bracket excludes both cases")
+    add(b"[^A-C]+", [b"abcd", b"ABCD"], "negated range excludes both cases")
+    add(b"[Z-a]+", [b"zA[", b"Za"], "range across cases")
+    add(b"([[:upper:]]+)", [b"abC1"], "[:upper:] takes lower case too")
+    add(b"([[:lower:]]+)", [b"ABc1"], "[:lower:] takes upper case too")
+    add(b"[^[:upper:]]", [b"a", b"1"], "negated [:upper:] excludes both cases")
+    add(b"[^[:lower:]x]", [b"X", b"1"], "negated class and literal")
+    add(rb"(\w+) (\W+)", [b"Ab_1 -+"], "\\w and \\W unchanged")
+    add(b"caf\xc9", [b"caf\xe9", b"caf\xc9"], "high bytes have no case")
+    add(b"[\xc0-\xc9]", [b"\xe9", b"\xc5"], "high-byte ranges have no case")
+    add(b"(a)(B)|(c)", [b"Ab", b"C"], "groups with case folded")
+    add(rb"\<Admin\>", [b"ADMIN logged", b"xadmin"], "word assertions")
+    add(
+        README_SSH,
+        [
+            README_LOGIN.upper(),
+            README_LOGIN,
+            b"LOGIN FAILURE FOR USER X FROM 1 VIA SSH",
+        ],  # noqa: E501
+        "README ssh rule, icase",
+    )
+    add(README_LINK, [b"ETHER1 LINK UP (SPEED 1000MBPS, FULL DUPLEX)"], "link, icase")
+    return c
+
+
+def icase_cases(seed: int = TABLE_SEED, patterns: int = 40) -> list[Case]:
+    """REG_ICASE cases: the fixed ones, then realistic ones on lines whose
+    letters are partly in the other case (the patterns stay as admins write
+    them: flipping a class name or \\d would make another pattern)."""
+    r = random.Random(seed)
+
+    def shuffle_case(text: bytes) -> bytes:
+        letters = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+        return bytes(b ^ 0x20 if b in letters and r.random() < 0.3 else b for b in text)
+
+    mixed = [
+        (p, shuffle_case(s), what + " icase")
+        for p, s, what in realistic_cases(seed, patterns)
+    ]
+    return icase_fixed_cases() + mixed
+
+
+def write_table(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     text = "[\n" + ",\n".join(json.dumps(rec) for rec in records) + "\n]\n"
-    DATA_FILE.write_text(text, encoding="ascii")
+    path.write_text(text, encoding="ascii")
     matched = sum(1 for rec in records if rec.get("spans"))
     rejected = sum(1 for rec in records if "error" in rec)
-    print(f"{DATA_FILE}: {len(records)} cases, {matched} match, {rejected} rejected")
+    print(f"{path}: {len(records)} cases, {matched} match, {rejected} rejected")
+
+
+def main() -> int:
+    """Regenerate DATA_FILE and ICASE_FILE from musl itself."""
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = build_oracle(Path(tmp))
+        write_table(DATA_FILE, run_oracle(binary, table_cases()))
+        write_table(ICASE_FILE, run_oracle(binary, icase_cases(), icase=True))
     return 0
 
 

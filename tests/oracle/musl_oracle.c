@@ -7,7 +7,8 @@
  *
  * stdin holds records "pattern\0subject\0". For each record it does what
  * alertik does, regcomp(REG_EXTENDED) then regexec with 32 slots and no flags,
- * and prints one JSON line:
+ * and prints one JSON line (with the argument "icase", regcomp also gets
+ * REG_ICASE, as for a rules-file rule with icase = true):
  *
  *     {"ok":false,"code":13,"error":"Repetition not preceded by valid expression"}
  *     {"ok":true,"nsub":2,"match":false}
@@ -63,6 +64,8 @@ static void print_json_string(const char *s)
 	putchar('"');
 }
 
+static int cflags = REG_EXTENDED;
+
 static void run_one(const char *pattern, const char *subject)
 {
 	regex_t re;
@@ -70,7 +73,7 @@ static void run_one(const char *pattern, const char *subject)
 	char err[256];
 	int rc, i;
 
-	rc = regcomp(&re, pattern, REG_EXTENDED);
+	rc = regcomp(&re, pattern, cflags);
 	if (rc != 0) {
 		regerror(rc, &re, err, sizeof err);
 		printf("{\"ok\":false,\"code\":%d,\"error\":", rc);
@@ -97,11 +100,14 @@ static void run_one(const char *pattern, const char *subject)
 	regfree(&re);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	size_t len, pos = 0;
-	char *buf = read_all(&len);
+	char *buf;
 
+	if (argc > 1 && strcmp(argv[1], "icase") == 0)
+		cflags |= REG_ICASE;
+	buf = read_all(&len);
 	if (!buf) {
 		fprintf(stderr, "musl_oracle: out of memory\n");
 		return 1;

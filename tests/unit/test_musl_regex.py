@@ -34,6 +34,7 @@ from alertik.matcher.musl import engine as mr
 # The checked-in musl answers and the script that makes them, next to this folder.
 HERE = Path(__file__).resolve().parent
 TABLE_FILE = HERE.parent / "data" / "musl_cases.json"
+ICASE_TABLE_FILE = HERE.parent / "data" / "musl_icase_cases.json"
 GENERATOR_FILE = HERE.parent / "oracle" / "generate_cases.py"
 
 # A search on hostile input must end within this (RE2 needs well under 1 ms; the
@@ -75,11 +76,11 @@ SSH = r"login failure for user ([A-Za-z]+) from (\d{1,3}.*) via ssh"
 LINK = r"([a-zA-Z0-9]+) link up \(speed (\d+Mbps), full duplex\)"
 
 
-def rx(pattern: str | bytes) -> mr.MuslRegex:
+def rx(pattern: str | bytes, icase: bool = False) -> mr.MuslRegex:
     """Compile a pattern given as text or as the env var's raw bytes."""
     if isinstance(pattern, bytes):
         pattern = os.fsdecode(pattern)
-    return mr.compile(pattern)
+    return mr.compile(pattern, icase)
 
 
 def captures(pattern: str | bytes, subject: bytes) -> list[bytes | None] | None:
@@ -377,12 +378,21 @@ def load_table() -> list[dict[str, Any]]:
     return records
 
 
-def divergence(record: dict[str, Any]) -> str | None:
+@cache
+def load_icase_table() -> list[dict[str, Any]]:
+    """The checked-in musl answers with REG_ICASE."""
+    records: list[dict[str, Any]] = json.loads(
+        ICASE_TABLE_FILE.read_text(encoding="ascii")
+    )
+    return records
+
+
+def divergence(record: dict[str, Any], icase: bool = False) -> str | None:
     """How alertik's answer differs from musl's recorded one, or None."""
     pattern = record["pattern"].encode("latin-1")
     subject = record["subject"].encode("latin-1")
     try:
-        compiled = rx(pattern)
+        compiled = rx(pattern, icase)
     except mr.RegexError as exc:
         if "error" in record and f"({record['error']})" in str(exc):
             return None
@@ -405,6 +415,22 @@ def divergence(record: dict[str, Any]) -> str | None:
 def test_matches_musl_table() -> None:
     failures = [f for f in map(divergence, load_table()) if f is not None]
     assert not failures, "\n".join(failures)
+
+
+def test_case_insensitive_patterns_match_musl_with_reg_icase() -> None:
+    records = load_icase_table()
+    assert len(records) >= 200
+    assert sum(bool(r.get("spans")) for r in records) >= 50
+    failures = [f for r in records if (f := divergence(r, icase=True)) is not None]
+    assert not failures, "\n".join(failures)
+
+
+def test_icase_folds_letters_and_brackets_but_not_hex_escapes() -> None:
+    assert rx("Login FAILURE", icase=True).search(b"x login failure") == [(2, 15)]
+    assert rx("Login FAILURE").search(b"x login failure") is None
+    assert rx("[^a]", icase=True).search(b"A") is None
+    assert rx("[[:upper:]]+", icase=True).search(b"abC") == [(0, 3)]
+    assert rx(r"\x41", icase=True).search(b"a") is None
 
 
 def test_the_musl_table_covers_matches_misses_and_rejections() -> None:
@@ -456,6 +482,17 @@ def test_the_checked_in_table_is_still_what_musl_answers(
         for r in load_table()
     ]
     assert generator.run_oracle(binary, cases) == load_table()
+
+
+@pytest.mark.oracle
+def test_the_checked_in_icase_table_is_still_what_musl_answers(
+    oracle: tuple[ModuleType, Path],
+) -> None:
+    generator, binary = oracle
+    assert (
+        generator.run_oracle(binary, generator.icase_cases(), icase=True)
+        == load_icase_table()
+    )
 
 
 @pytest.mark.oracle
