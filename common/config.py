@@ -26,14 +26,18 @@ from typing import Any, Literal
 
 import msgspec
 
-from alertik.common import events, settings
+from alertik.common import events, rulesfile, settings
 from alertik.common.converters import (
     ConfigError,
     ConfigWarning,
     Frozen as _Frozen,
     check_utf8,
 )
-from alertik.common.destinations import Destination, environment_destinations
+from alertik.common.destinations import (
+    Destination,
+    destination,
+    environment_destinations,
+)
 from alertik.common.events import (
     MATCH_TYPES,
     MAX_EVENTS,
@@ -42,6 +46,7 @@ from alertik.common.events import (
     Rule,
     StaticRule,
 )
+from alertik.common.rulesfile import RulesFile
 from alertik.common.settings import DEFAULT_TIME_SUFFIX, STAGES
 
 __all__ = [
@@ -62,10 +67,12 @@ __all__ = [
     "IngestConfig",
     "NotifyConfig",
     "Rule",
+    "RulesFile",
     "StaticRule",
     "is_own_variable",
     "load",
     "redacted",
+    "reload_rules",
     "warnings",
 ]
 
@@ -135,6 +142,8 @@ class ForwarderConfig(_Frozen, frozen=True, kw_only=True):
 class Config(_Frozen, frozen=True, kw_only=True):
     rules: tuple[Rule, ...]
     static_rules: tuple[StaticRule, ...]
+    rules_path: str  # ALERTIK_RULES_FILE; "" for none
+    rules_file: RulesFile | None  # what it held when read
     ingest: IngestConfig
     notify: NotifyConfig
     forwarder: ForwarderConfig | None
@@ -149,6 +158,7 @@ class Config(_Frozen, frozen=True, kw_only=True):
     time_suffix: str
     drain_seconds: float
     spool_max_count: int
+    rule_keys_max: int
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -160,9 +170,57 @@ class Config(_Frozen, frozen=True, kw_only=True):
 
 
 def _notify(
-    env: Mapping[str, str], used: list[str], values: dict[str, Any]
+    env: Mapping[str, str],
+    used: list[str],
+    values: dict[str, Any],
+    file: RulesFile | None,
 ) -> NotifyConfig:
-    return NotifyConfig(destinations=environment_destinations(env, used), **values)
+    destinations = list(environment_destinations(env, used))
+    if file is not None:
+        for notifier in file.notifiers:
+            if notifier not in used:
+                destinations.append(_file_notifier(env, file, notifier))
+    return NotifyConfig(destinations=tuple(destinations), **values)
+
+
+def _file_notifier(
+    env: Mapping[str, str], file: RulesFile, notifier: str
+) -> Destination:
+    """The destination of an environment notifier that only file rules use."""
+    try:
+        return destination(notifier, env)
+    except ConfigError as exc:
+        rule = next(r for r in file.rules if notifier in r.notify)
+        raise ConfigError(
+            exc.variable,
+            f"{exc.problem} ({file.where(rule, 'notify')} sends to {notifier})",
+        ) from None
+
+
+def reload_rules(cfg: Config, environ: Mapping[str, str] | None = None) -> Config:
+    """cfg with the rules file read again (and the destinations it needs).
+
+    The environment of a running process does not change: only the file
+    can. Raises ConfigError, naming the file and line, when it is unusable.
+    """
+    if not cfg.rules_path:
+        return cfg
+    env = os.environ if environ is None else environ
+    file = rulesfile.read(cfg.rules_path)
+    used: list[str] = []
+    for notifier in [r.notifier for r in cfg.static_rules] + [
+        r.notifier for r in cfg.rules
+    ]:
+        if notifier not in used:
+            used.append(notifier)
+    values = {
+        name: getattr(cfg.notify, name)
+        for name in cfg.notify.__struct_fields__
+        if name != "destinations"
+    }
+    return msgspec.structs.replace(
+        cfg, rules_file=file, notify=_notify(env, used, values, file)
+    )
 
 
 # --- the rest of the configuration ----------------------------------------------
@@ -243,11 +301,13 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     _check_text(env)
     rules = events.rules(env)
     static_rules = events.static_rules(env)
+    values = settings.read(env)
+    path = values["rules_path"]
+    file = rulesfile.read(path) if path else None
     used: list[str] = []
     for notifier in [r.notifier for r in static_rules] + [r.notifier for r in rules]:
         if notifier not in used:
             used.append(notifier)
-    values = settings.read(env)
     curve = Curve(**_section(values, "curve"))
     if (curve.server_key or curve.allowed_clients) and not curve.secret_key:
         raise ConfigError(
@@ -259,8 +319,9 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     return Config(
         rules=rules,
         static_rules=static_rules,
+        rules_file=file,
         ingest=ingest,
-        notify=_notify(env, used, _section(values, "notify")),
+        notify=_notify(env, used, _section(values, "notify"), file),
         forwarder=_forwarder(env, _section(values, "forwarder")),
         endpoints=Endpoints(**_section(values, "endpoints")),
         curve=curve,

@@ -298,6 +298,24 @@ TABLE: tuple[Setting, ...] = (
         shown="`$XDG_STATE_HOME/alertik`, else `~/.local/state/alertik`",
         help="notify's outbox",
     ),
+    Setting(
+        name="ALERTIK_RULES_FILE",
+        convert=File(),
+        field="rules_path",
+        shown="none",
+        help="the rules file (TOML, see docs/RULES.md), beside the `EVENTn_*` "
+        "rules; re-read when it changes and on SIGHUP",
+    ),
+    # Each key costs about 300 bytes: 10,000 keys are about 3 MB.
+    Setting(
+        name="ALERTIK_RULE_KEYS_MAX",
+        convert=Integer(lo=100, hi=10_000_000),
+        default="10000",
+        field="rule_keys_max",
+        help="threshold and cooldown counters kept, all rules together; past "
+        "that the least recently hit one goes (counted; a held count is "
+        "summarised first)",
+    ),
     # Within supervisord's stopwaitsecs (10) with the sockets' 2 s linger.
     Setting(
         name="ALERTIK_DRAIN_SECONDS",

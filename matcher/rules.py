@@ -24,13 +24,14 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from alertik.common.config import ConfigError, Rule, StaticRule
+from alertik.common.config import ConfigError, Rule, RulesFile, StaticRule
 from alertik.matcher import musl, static
 from alertik.matcher.musl import MuslRegex, RegexError
+from alertik.matcher.rulefile import FileRule, Hit, Presets, Record, compile_file
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Match(msgspec.Struct, frozen=True, kw_only=True):
     body: str  # the expanded mask, before the time suffix
     captures: tuple[str | None, ...] = ()  # group 0..n; None = did not take part
     static: bool = False  # a static event: alertik words its time suffix apart
+    notifiers: tuple[str, ...] = ()  # a file rule's destinations (notifier first)
 
 
 def parse_mask(mask: str) -> tuple[MaskPart, ...]:
@@ -189,21 +191,35 @@ def _env_bytes(text: str) -> bytes:
 
 
 class RuleSet:
-    """All configured events; ``match`` tries every one against a message."""
+    """All configured rules: static events, ``EVENTn_*``, then the rules file.
 
-    def __init__(self, rules: Sequence[Rule], static_rules: Sequence[StaticRule]):
+    ``scan`` tries every one against a message; ``match`` is the same for the
+    stateless view (``alertik test``, the tests), file rules included as
+    if each hit were an alert.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        static_rules: Sequence[StaticRule],
+        file_rules: Sequence[FileRule] = (),
+    ):
         self.rules = [CompiledRule(r) for r in rules]
+        self.file_rules = list(file_rules)
         self.static = [static.EVENTS[s.index] for s in static_rules]
         self.static_notifiers = [s.notifier for s in static_rules]
         self._prefilter: Prefilter | None = None
-        if len(self.rules) > PREFILTER_FROM:
-            self._prefilter = Prefilter.build(self.rules)
+        patterns: list[_Patterned] = [*self.rules, *self.file_rules]
+        if len(patterns) > PREFILTER_FROM:
+            self._prefilter = Prefilter.build(patterns)
 
     def __len__(self) -> int:
-        return len(self.rules) + len(self.static)
+        return len(self.rules) + len(self.static) + len(self.file_rules)
 
-    def match(self, raw: bytes, fields: dict[str, str]) -> list[Match]:
-        """Every rule that matches raw: static events first, as alertik."""
+    def scan(self, record: Record) -> tuple[list[Match], list[Hit]]:
+        """Every rule that matches record: static events first, as alertik,
+        then the EVENTn_* matches, then the rules file's hits."""
+        raw = record.raw
         out: list[Match] = []
         if self.static:
             for event, notifier in zip(self.static, self.static_notifiers, strict=True):
@@ -216,16 +232,45 @@ class RuleSet:
                     )
         # Most messages end at the prefilter: no rule can match them.
         rules: Sequence[CompiledRule] = self.rules
+        file_rules: Sequence[FileRule] = self.file_rules
         if self._prefilter is not None:
-            hits = self._prefilter.hits(raw)
-            if hits is not None:
-                if not hits:
-                    return out
-                rules = [rules[i] for i in hits]
-        for rule in rules:
-            m = rule.apply(raw, fields)
-            if m is not None:
-                out.append(m)
+            found = self._prefilter.hits(raw)
+            if found is not None:
+                if not found:
+                    return out, []
+                n = len(rules)
+                rules = [rules[i] for i in found if i < n]
+                file_rules = [file_rules[i - n] for i in found if i >= n]
+        if rules:
+            fields = {"sender": record.sender, "node": record.node}
+            for rule in rules:
+                m = rule.apply(raw, fields)
+                if m is not None:
+                    out.append(m)
+        hits: list[Hit] = []
+        for file_rule in file_rules:
+            hit = file_rule.check(record)
+            if isinstance(hit, Hit):
+                hits.append(hit)
+        return out, hits
+
+    def match(self, raw: bytes, fields: dict[str, str]) -> list[Match]:
+        """Every rule that matches raw: static events first, as alertik."""
+        record = Record(raw, fields.get("sender", ""), fields.get("node", ""))
+        out, hits = self.scan(record)
+        for hit in hits:
+            out.append(
+                Match(
+                    rule=hit.rule.name,
+                    notifier=hit.rule.notifiers[0],
+                    body=hit.text(),
+                    captures=tuple(
+                        None if c is None else c.decode("utf-8", "replace")
+                        for c in hit.captures
+                    ),
+                    notifiers=hit.rule.notifiers,
+                )
+            )
         return out
 
 
@@ -261,7 +306,7 @@ class Prefilter:
         self._single_indices = parts[0][1]
 
     @classmethod
-    def build(cls, rules: Sequence[CompiledRule]) -> Prefilter | None:
+    def build(cls, rules: Sequence[_Patterned]) -> Prefilter | None:
         """Sets over rules, or None when not even halves of halves compile."""
         parts: list[tuple[Any, list[int]]] = []
         always: list[int] = []
@@ -324,7 +369,7 @@ class Prefilter:
         return None
 
 
-def _compile_set(rules: Sequence[CompiledRule]) -> tuple[Any, str]:
+def _compile_set(rules: Sequence[_Patterned]) -> tuple[Any, str]:
     """One RE2 set over rules, plus the sentinel last; (None, why) if refused."""
     import re2
 
@@ -340,6 +385,21 @@ def _compile_set(rules: Sequence[CompiledRule]) -> tuple[Any, str]:
     return s, ""
 
 
-def compile_rules(rules: Sequence[Rule], static_rules: Sequence[StaticRule]) -> RuleSet:
-    """Compile every event; raise ConfigError naming the first bad variable."""
-    return RuleSet(rules, static_rules)
+class _Patterned(Protocol):
+    """What the prefilter needs of a rule."""
+
+    name: str
+
+    def literal_pattern(self) -> bytes: ...
+
+
+def compile_rules(
+    rules: Sequence[Rule],
+    static_rules: Sequence[StaticRule],
+    file: RulesFile | None = None,
+    presets: Presets | None = None,
+) -> RuleSet:
+    """Compile every rule; raise ConfigError naming the first bad variable
+    (or the file, line, rule and key of the first bad rule in the file)."""
+    file_rules = compile_file(file, presets) if file is not None else []
+    return RuleSet(rules, static_rules, file_rules)
