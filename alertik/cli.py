@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alertik import __version__
 from alertik.common import config as config_mod
@@ -31,7 +31,7 @@ def _load() -> tuple[Config, RuleSet]:
     from alertik.matcher.rules import compile_rules
 
     cfg = config_mod.load()
-    return cfg, compile_rules(cfg.rules, cfg.static_rules)
+    return cfg, compile_rules(cfg.rules, cfg.static_rules, cfg.rules_file)
 
 
 def _config_error(exc: ConfigError) -> int:
@@ -106,9 +106,10 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the configuration and print it with every secret hidden."""
     from alertik.matcher import musl
+    from alertik.matcher.rulefile import lint
 
     try:
-        cfg, _ = _load()
+        cfg, rules = _load()
     except ConfigError as exc:
         return _config_error(exc)
     print(json.dumps(config_mod.redacted(cfg), indent=2, sort_keys=True))
@@ -122,15 +123,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         for warning in musl.lint(rule.match_str):
             print(f"warning: {rule.name}_MATCH_STR: {warning}", file=sys.stderr)
             warnings += 1
-    if not cfg.rules and not cfg.static_rules:
+    for file_rule in rules.file_rules:
+        for key, warning in lint(file_rule):
+            where = file_rule.where + (f", key {key}" if key else "")
+            print(f"warning: {where}: {warning}", file=sys.stderr)
+            warnings += 1
+    if not len(rules):
         print(
             "warning: no events are configured: messages will be logged, "
             "nothing will be notified",
             file=sys.stderr,
         )
+    from_file = (
+        f", {len(rules.file_rules)} rules in {cfg.rules_path}" if cfg.rules_path else ""
+    )
     print(
         f"configuration OK: {len(cfg.rules)} events, {len(cfg.static_rules)} static "
-        f"events, stages {','.join(cfg.stages)}"
+        f"events{from_file}, stages {','.join(cfg.stages)}"
         + (f", {warnings} warnings" if warnings else ""),
         file=sys.stderr,
     )
@@ -138,10 +147,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    """Show which rules match each line, their captures and the exact text."""
+    """Show which rules match each line, their captures and the exact text.
+
+    File rules also show the excludes that vetoed them, the conditions that
+    failed, threshold progress and what holds them (the lines count as
+    arriving now, one after the other), and the exact payload each
+    destination would get.
+    """
     import time
 
-    from alertik.matcher.alerts import alert_text
+    from alertik.common.schema import SyslogEvent
+    from alertik.matcher.alerts import alert_text, release_alerts
+    from alertik.matcher.gate import Gate, Notes
+    from alertik.matcher.rulefile import Hit, Record
 
     try:
         cfg, rules = _load()
@@ -158,14 +176,26 @@ def cmd_test(args: argparse.Namespace) -> int:
         lines: Sequence[bytes] = [os.fsencode(line) for line in args.lines]
     else:
         lines = [line.rstrip(b"\r\n") for line in sys.stdin.buffer]
-    now = time.time()
+    gate = Gate(rules.file_rules, suffix=cfg.time_suffix, max_keys=cfg.rule_keys_max)
+    destinations = {d.notifier: d for d in cfg.notify.destinations}
     matched = 0
-    fields = {"sender": args.sender, "node": cfg.ingest.node_name}
-    for raw in lines:
-        matches = rules.match(raw, fields)
+    for seq, raw in enumerate(lines, start=1):
+        now = time.time()
+        record = Record(raw, args.sender, cfg.ingest.node_name)
+        matches, hits = rules.scan(record)
         shown = raw.decode("utf-8", "replace")
-        if not matches:
+        # Why each file rule whose pattern matched did not hit.
+        missed = [
+            (r, why)
+            for r in rules.file_rules
+            if r not in {h.rule for h in hits}
+            and (why := r.check(record)) != "no match"
+            and not isinstance(why, Hit)
+        ]
+        if not matches and not hits:
             print(f"no match: {shown}")
+            for rule, why in missed:
+                print(f"  {rule.name}: {why}")
             continue
         matched += 1
         print(f"line: {shown}")
@@ -174,7 +204,40 @@ def cmd_test(args: argparse.Namespace) -> int:
             for i, c in enumerate(m.captures[1:], start=1):
                 print(f"    @{i} = {'(unset)' if c is None else repr(c)}")
             print(f"    text: {alert_text(cfg, m, now)}")
+        event = SyslogEvent(
+            raw=raw,
+            received=now,
+            sender=args.sender,
+            sender_port=0,
+            node=cfg.ingest.node_name,
+            seq=seq,
+        )
+        for hit in hits:
+            print(f"  {hit.rule.name} -> {', '.join(hit.rule.notifiers)}")
+            for i, b in enumerate(hit.captures[1:], start=1):
+                value = "(unset)" if b is None else repr(b.decode("utf-8", "replace"))
+                print(f"    @{i} = {value}")
+            if hit.key:
+                print(f"    key: {hit.key}")
+            notes: Notes = []
+            alerts = release_alerts(gate.offer(hit, event, notes))
+            for note in notes or ():
+                print(f"    {note}")
+            for alert in alerts:
+                print(f"    to {alert.notifier}: {_payload(destinations, alert)}")
+        for rule, why in missed:
+            print(f"  {rule.name}: {why}")
     return 0 if matched else 1
+
+
+def _payload(destinations: dict[str, Any], alert: Any) -> str:
+    """The exact JSON body a destination gets for alert (no URL, no token)."""
+    from alertik.notify import render
+
+    dest = destinations.get(alert.notifier)
+    if dest is None:
+        return json.dumps({"text": alert.text}, ensure_ascii=False)
+    return render.encode(dest, alert.text).decode("utf-8")
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:

@@ -1,14 +1,20 @@
-"""From a matched event to the alerts it raises: pure, no sockets.
+"""From a matched event to the alerts it raises: no sockets.
 
 ``alertik test`` uses the same functions as the matcher stage, so what it
-prints is what the stage sends.
+prints is what the stage sends. Environment rules (``EVENTn_*``) raise one
+alert per match, worded as alertik words it; a file rule's hit goes through
+the ``Gate`` (threshold, cooldown, quiet hours) and raises one alert per
+destination of each release.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from alertik.common.config import DEFAULT_TIME_SUFFIX, Config
 from alertik.common.schema import Alert, SyslogEvent
-from alertik.matcher.formats import parse
+from alertik.matcher.gate import Gate, Notes, Release, release
+from alertik.matcher.rulefile import Record
 from alertik.matcher.rules import Match, RuleSet, time_suffix
 from alertik.matcher.static import STATIC_TIME_SUFFIX
 
@@ -21,15 +27,27 @@ def alert_text(cfg: Config, match: Match, received: float) -> str:
     return match.body + time_suffix(fmt, received)
 
 
-def build_alerts(cfg: Config, rules: RuleSet, event: SyslogEvent) -> list[Alert]:
-    """Every alert one event raises, in rule order."""
-    matches = rules.match(event.raw, {"sender": event.sender, "node": event.node})
-    if not matches:
+def build_alerts(
+    cfg: Config,
+    rules: RuleSet,
+    event: SyslogEvent,
+    gate: Gate | None = None,
+    notes: dict[str, Notes] | None = None,
+) -> list[Alert]:
+    """Every alert one event raises, in rule order.
+
+    Without a gate, each file rule hit is released at once (no threshold,
+    cooldown or quiet hours); notes, if given, gets each file rule's notes
+    (threshold progress, what held it) by rule name.
+    """
+    record = Record(event.raw, event.sender, event.node)
+    matches, hits = rules.scan(record)
+    if not matches and not hits:
         return []
     # Header fields only for the few messages that raise alerts: parsing
     # every message would cost the matcher a third of its throughput.
-    fields = parse(event.raw)
-    return [
+    fields = record.parsed
+    alerts = [
         Alert(
             # node, pid and seq alone repeat after a container restart (same
             # pids, seq from 1) and notify would take new alerts for ones it
@@ -44,4 +62,31 @@ def build_alerts(cfg: Config, rules: RuleSet, event: SyslogEvent) -> list[Alert]
             fields=fields,
         )
         for m in matches
+    ]
+    for hit in hits:
+        if gate is None:
+            alerts += release_alerts([release(hit, event, 1, cfg.time_suffix)])
+            continue
+        found: Notes = [] if notes is not None else None
+        alerts += release_alerts(gate.offer(hit, event, found))
+        if notes is not None:
+            notes[hit.rule.name] = found
+    return alerts
+
+
+def release_alerts(releases: Iterable[Release]) -> list[Alert]:
+    """One Alert per destination of each release."""
+    return [
+        Alert(
+            id=r.id,
+            notifier=notifier,
+            text=r.text,
+            rule=r.rule,
+            received=r.received,
+            sender=r.sender,
+            node=r.node,
+            fields=r.fields,
+        )
+        for r in releases
+        for notifier in r.notifiers
     ]

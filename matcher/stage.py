@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import msgspec
 import zmq
 
-from alertik.common import sockets
-from alertik.common.config import Config
+from alertik.common import config, rulesfile, sockets
+from alertik.common.config import Config, ConfigError
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
-from alertik.common.schema import ENCODER, EVENT_DECODER
+from alertik.common.schema import ENCODER, EVENT_DECODER, Alert
 from alertik.common.throttle import Throttled
-from alertik.matcher.alerts import build_alerts
+from alertik.matcher.alerts import build_alerts, release_alerts
 from alertik.matcher.archive import Archive
-from alertik.matcher.rules import compile_rules
+from alertik.matcher.gate import Gate
+from alertik.matcher.rules import RuleSet, compile_rules
+from alertik.matcher.rulestate import RuleStore
 from alertik.matcher.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -49,9 +53,20 @@ class Matcher(Stage):
 
     name = "matcher"
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
-        self.rules = compile_rules(cfg.rules, cfg.static_rules)
+        self.rules = compile_rules(cfg.rules, cfg.static_rules, cfg.rules_file)
+        self.clock = clock  # wall time, for cooldown and quiet-hours ends
+        self.gate = Gate(
+            self.rules.file_rules,
+            suffix=cfg.time_suffix,
+            max_keys=cfg.rule_keys_max,
+            clock=clock,
+        )
+        self.watcher = rulesfile.Watcher(cfg.rules_path) if cfg.rules_path else None
+        self._reload: _Reload | None = None
+        self.reloads = 0
+        self.reload_errors = 0
         # Alerts sent lately, to send again if notify dies holding them.
         self.recent: deque[tuple[float, bytes]] = deque(maxlen=RESEND_MAX)
         self.notify_lost_at = 0.0
@@ -73,10 +88,14 @@ class Matcher(Stage):
         self.archive = wiring.hold(
             Archive(cfg.log_file, cfg.log_max_bytes, cfg.log_backups)
         )
+        # After the spool: its lock keeps other matchers out of state_dir.
+        self.gate.store = wiring.hold(RuleStore(cfg.state_dir))
+        self.emit(release_alerts(self.gate.restore()))
         if not len(self.rules):
             log.warning(
-                "no events are configured (ENV_EVENTS, STATIC_EVENTS_ENABLED): "
-                "messages are logged but nothing will be notified"
+                "no events are configured (ENV_EVENTS, STATIC_EVENTS_ENABLED, "
+                "ALERTIK_RULES_FILE): messages are logged but nothing will be "
+                "notified"
             )
 
     def describe(self) -> str:
@@ -86,6 +105,17 @@ class Matcher(Stage):
         )
 
     def turn(self, ready: Ready) -> int:
+        if self._reload is not None and self._reload.done.is_set():
+            self.switch(self._reload)
+        if self.watcher is not None and self.watcher.poll(time.monotonic()):
+            self.start_reload("the file changed")
+        due = self.gate.next_due()
+        if due is not None and due <= self.clock():
+            self.emit(release_alerts(self.gate.due()))
+            self.archive.flush()
+            self.gate.flush()
+            self.spool.add(self.overflow)
+            self.overflow = []
         if len(self.spool):
             self.spool.send_head(self.try_send)
         if self.inbox not in ready:
@@ -96,8 +126,18 @@ class Matcher(Stage):
             time.sleep(COALESCE_SECONDS)
         return taken
 
+    def wait_ms(self) -> float:
+        due = self.gate.next_due()
+        if due is None:
+            return sockets.POLL_MS
+        return max(0.0, min(sockets.POLL_MS, (due - self.clock()) * 1000))
+
+    def reload(self) -> None:
+        self.start_reload("SIGHUP")
+
     def finish(self, deadline: float) -> None:
         self.bad.flush()
+        self.gate.flush()
 
     def pending(self) -> int:
         # What waits in a durable spool is sent after a restart; in memory it
@@ -105,12 +145,21 @@ class Matcher(Stage):
         return 0 if self.spool.durable else len(self.spool)
 
     def counters(self) -> dict[str, int]:
+        gate = self.gate
         return {
             "handled": self.handled,
             "alerts": self.alerts,
             "malformed": self.bad.total,
             "spooled": len(self.spool),
             "spool_dropped": self.spool.dropped.total,
+            "held": gate.held_total,
+            "summaries": gate.summaries,
+            "quiet_held": gate.quiet_held,
+            "digests": gate.digests,
+            "rule_keys": len(gate.keys),
+            "rule_keys_evicted": gate.evicted,
+            "reloads": self.reloads,
+            "reload_errors": self.reload_errors,
         }
 
     def handle(self, frame: bytes) -> None:
@@ -121,9 +170,13 @@ class Matcher(Stage):
             return
         self.handled += 1
         self.archive.message(event.received, event.sender, event.raw)
-        for alert in build_alerts(self.cfg, self.rules, event):
+        self.emit(build_alerts(self.cfg, self.rules, event, self.gate))
+
+    def emit(self, alerts: list[Alert]) -> None:
+        """Note each alert in the archive and hand it to notify."""
+        for alert in alerts:
             self.archive.note(
-                event.received, f"{alert.rule} matched, sending to {alert.notifier}"
+                alert.received, f"{alert.rule} matched, sending to {alert.notifier}"
             )
             payload = ENCODER.encode(alert)
             self.send(payload)
@@ -143,6 +196,7 @@ class Matcher(Stage):
             self.handle(frame)
             taken += 1
         self.archive.flush()
+        self.gate.flush()
         self.spool.add(self.overflow)
         self.overflow = []
         return taken
@@ -189,6 +243,79 @@ class Matcher(Stage):
                 self.send(payload)
             self.spool.add(self.overflow)
             self.overflow = []
+
+    # --- reloading the rules file ---------------------------------------------
+
+    def start_reload(self, why: str) -> None:
+        """Read and compile the rules file in a thread; switch when it is done."""
+        if not self.cfg.rules_path:
+            log.info("no ALERTIK_RULES_FILE to reload (%s)", why)
+            return
+        if self._reload is not None:
+            self._reload.again = why  # once this one is done
+            return
+        if self.watcher is not None:
+            self.watcher.taken()
+        self._reload = _Reload(self.cfg, why)
+
+    def switch(self, job: _Reload) -> None:
+        """Use the rules a finished reload compiled (between two messages)."""
+        self._reload = None
+        if isinstance(job.result, ConfigError):
+            self.reload_errors += 1
+            log.error(
+                "rules file not reloaded (%s); the %d rules in use stay: %s",
+                job.why,
+                len(self.rules),
+                job.result,
+            )
+        elif job.result is not None:
+            cfg, rules = job.result
+            self.cfg = cfg
+            self.rules = rules
+            self.reloads += 1
+            kept = self.gate.rules.keys() & {r.identity for r in rules.file_rules}
+            released = self.gate.rebind(rules.file_rules)
+            log.info(
+                "rules reloaded (%s): %d rules, %d from %s; state kept for %d rules%s",
+                job.why,
+                len(rules),
+                len(rules.file_rules),
+                cfg.rules_path,
+                len(kept),
+                f", {len(released)} summaries sent early" if released else "",
+            )
+            self.emit(release_alerts(released))
+            self.gate.flush()
+        if job.again:
+            self.start_reload(job.again)
+
+
+class _Reload:
+    """One reading of the rules file, compiled in a thread of its own."""
+
+    def __init__(self, cfg: Config, why: str) -> None:
+        self.why = why
+        self.again = ""  # asked again meanwhile: why
+        self.result: tuple[Config, RuleSet] | ConfigError | None = None
+        self.done = threading.Event()
+        threading.Thread(
+            target=self._run, args=(cfg,), name="rules-reload", daemon=True
+        ).start()
+
+    def _run(self, cfg: Config) -> None:
+        try:
+            new = config.reload_rules(cfg)
+            self.result = (
+                new,
+                compile_rules(new.rules, new.static_rules, new.rules_file),
+            )
+        except ConfigError as exc:
+            self.result = exc
+        except Exception:
+            log.exception("rules file not reloaded (%s): unexpected error", self.why)
+        finally:
+            self.done.set()
 
 
 def run(cfg: Config, stop: StopFlag) -> None:
