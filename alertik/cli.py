@@ -168,7 +168,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     if not len(rules):
         print(
             "alertik test: no rules are configured, so no line can match; set "
-            "ENV_EVENTS and EVENT0_* (README.md, Rules), or STATIC_EVENTS_ENABLED",
+            "ENV_EVENTS and EVENT0_* (README.md, Rules), STATIC_EVENTS_ENABLED, "
+            "or ALERTIK_RULES_FILE (docs/RULES.md)",
             file=sys.stderr,
         )
         return 1
@@ -177,7 +178,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     else:
         lines = [line.rstrip(b"\r\n") for line in sys.stdin.buffer]
     gate = Gate(rules.file_rules, suffix=cfg.time_suffix, max_keys=cfg.rule_keys_max)
-    destinations = {d.notifier: d for d in cfg.notify.destinations}
+    destinations = {d.name: d for d in cfg.notify.destinations}
     matched = 0
     for seq, raw in enumerate(lines, start=1):
         now = time.time()
@@ -231,13 +232,18 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def _payload(destinations: dict[str, Any], alert: Any) -> str:
-    """The exact JSON body a destination gets for alert (no URL, no token)."""
-    from alertik.notify import render
+    """The exact body each message to the destination carries (no URL, no
+    token); a long text goes in several messages, as notify sends it."""
+    from alertik.notify import services
 
     dest = destinations.get(alert.notifier)
     if dest is None:
-        return json.dumps({"text": alert.text}, ensure_ascii=False)
-    return render.encode(dest, alert.text).decode("utf-8")
+        return "(not configured)"
+    bodies = [
+        services.request(dest, part).body.decode("utf-8")
+        for part in services.parts(dest.kind, alert.text)
+    ]
+    return " + ".join(bodies)
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:

@@ -177,6 +177,7 @@ def _notify(
 ) -> NotifyConfig:
     destinations = list(environment_destinations(env, used))
     if file is not None:
+        destinations += file.destinations
         for notifier in file.notifiers:
             if notifier not in used:
                 destinations.append(_file_notifier(env, file, notifier))
@@ -387,6 +388,11 @@ def redacted(cfg: Config) -> dict[str, object]:
     """The effective configuration as plain data, with every secret hidden."""
     data = msgspec.to_builtins(cfg)
     data["notify"]["destinations"] = [d.redacted() for d in cfg.notify.destinations]
+    if cfg.rules_file is not None:
+        # Listed with notify's, secrets hidden there.
+        data["rules_file"]["destinations"] = [
+            d.name for d in cfg.rules_file.destinations
+        ]
     curve = data["curve"]
     if curve["secret_key"]:
         curve["secret_key"] = "<set>"

@@ -27,10 +27,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, get_args
 
+from alertik.common import destinations as dests
 from alertik.common.converters import ConfigError, Frozen
+from alertik.common.destinations import Destination, DestinationError
 from alertik.common.events import NOTIFIERS
 
 VARIABLE = "ALERTIK_RULES_FILE"
@@ -70,6 +72,9 @@ class RulesFile(Frozen, frozen=True, kw_only=True):
 
     path: str
     rules: tuple[RawRule, ...] = ()
+    # The [destinations.NAME] tables; they hold secrets: never log them, use
+    # Destination.shown() or redacted().
+    destinations: tuple[Destination, ...] = ()
     # The names of alertik's environment notifiers (Telegram, Generic1...)
     # that rules send to, in order of first use.
     notifiers: tuple[str, ...] = ()
@@ -172,15 +177,8 @@ def parse(path: str, text: str, document: Mapping[str, Any]) -> RulesFile:
         )
         for i, table in enumerate(tables)
     )
-    # The named destinations arrive with their typed union (notify-services).
-    if "destinations" in document:
-        raise ConfigError(
-            VARIABLE,
-            f"{path}{lines.at('destinations')}: named destinations are not "
-            "supported yet; send to alertik's notifiers by name (Telegram, "
-            "Generic1, ...)",
-        )
-    destinations: set[str] = set()
+    declared = _destinations(path, lines, document.get("destinations", {}))
+    destinations = {d.name for d in declared}
     notifiers: list[str] = []
     seen: dict[str, RawRule] = {}
     for rule in rules:
@@ -207,7 +205,102 @@ def parse(path: str, text: str, document: Mapping[str, Any]) -> RulesFile:
                 )
             if target not in notifiers:
                 notifiers.append(target)
-    return RulesFile(path=path, rules=rules, notifiers=tuple(notifiers))
+    return RulesFile(
+        path=path,
+        rules=rules,
+        destinations=declared,
+        notifiers=tuple(notifiers),
+    )
+
+
+# Each destination type, by its `type` tag.
+TYPES = {cls.__struct_config__.tag: cls for cls in get_args(Destination)}
+
+
+def _destinations(path: str, lines: _Lines, tables: object) -> tuple[Destination, ...]:
+    """The [destinations.NAME] tables, typed (DestinationError as ConfigError)."""
+    if not isinstance(tables, dict) or not all(
+        isinstance(t, dict) for t in tables.values()
+    ):
+        raise ConfigError(
+            VARIABLE,
+            f"{path}{lines.at('destinations')}: write each destination as a table "
+            '[destinations.NAME] with type = "telegram" (or slack, teams, discord, '
+            "generic)",
+        )
+    found = []
+    for name, table in tables.items():
+        line, keys = lines.destinations.get(name, (0, {}))
+
+        def fail(key: str, problem: str) -> ConfigError:
+            at = keys.get(key.split(".")[0], line) if key else line
+            place = f"{path} line {at}" if at else path
+            where = f"{place}, destination {name!r}" + (f", key {key}" if key else "")
+            return ConfigError(VARIABLE, f"{where}: {problem}")
+
+        if not NAME.fullmatch(name):
+            raise fail(
+                "",
+                "the name must be 1 to 64 letters, digits, '-', '_' or '.', "
+                "starting with a letter or digit",
+            )
+        if name in NOTIFIERS:
+            raise fail(
+                "",
+                f"{name!r} is alertik's name for the destination set by "
+                "environment variables; give this one another name",
+            )
+        found.append(_destination(name, dict(table), fail))
+    return tuple(found)
+
+
+def _destination(
+    name: str, table: dict[str, Any], fail: Callable[[str, str], ConfigError]
+) -> Destination:
+    kind = table.get("type")
+    cls = TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise fail("type", "must be one of " + ", ".join(TYPES))
+    if "name" in table:
+        raise fail(
+            "name", f"is not a key here: the name is the table's, [destinations.{name}]"
+        )
+    for key in [k for k in table if k.endswith("_file")]:
+        secret = key.removesuffix("_file")
+        if secret not in cls.SECRETS:
+            raise fail(
+                key,
+                "only secret keys can be read from a file: "
+                + ", ".join(f"{s}_file" for s in cls.SECRETS),
+            )
+        if secret in table:
+            raise fail(key, f"and {secret} are both set; keep one of them")
+        table[secret] = _secret_file(table.pop(key), key, fail)
+    try:
+        return dests.parse({**table, "name": name})
+    except DestinationError as exc:
+        raise fail(exc.key, exc.problem) from None
+
+
+def _secret_file(
+    value: object, key: str, fail: Callable[[str, str], ConfigError]
+) -> str:
+    """A secret read from a file (as Docker and systemd hand them over)."""
+    if not isinstance(value, str) or not value:
+        raise fail(key, "must be the path of a file holding the secret")
+    try:
+        with open(value, "rb") as f:
+            data = f.read(64 * 1024 + 1)
+    except OSError as exc:
+        raise fail(key, f"cannot read {value}: {exc.strerror or exc}") from None
+    if len(data) > 64 * 1024:
+        raise fail(key, f"{value} is larger than 64 KiB; is it the secret's file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise fail(key, f"{value} is not UTF-8 text") from None
+    # One trailing newline, as `echo` and editors write it, is not the secret's.
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _rule_name(path: str, rule: RawRule) -> str:
@@ -287,6 +380,7 @@ class _Lines:
     def __init__(self, text: str) -> None:
         self.top: dict[str, int] = {}
         self.rules: list[tuple[int, dict[str, int]]] = []
+        self.destinations: dict[str, tuple[int, dict[str, int]]] = {}
         table: list[str] = []
         keys: dict[str, int] | None = None
         in_string = ""
@@ -306,6 +400,9 @@ class _Lines:
                 elif table[0] == "rules" and len(table) > 1 and self.rules:
                     # [rules.threshold]: a sub-table of the last rule.
                     self.rules[-1][1].setdefault(table[1], number)
+                elif table[0] == "destinations" and len(table) == 2:
+                    keys = {}
+                    self.destinations[table[1]] = (number, keys)
                 continue
             key = _KEY.match(line)
             if key is not None:

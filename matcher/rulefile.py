@@ -33,6 +33,7 @@ from alertik.common.schema import ParsedFields
 from alertik.matcher import musl
 from alertik.matcher.formats import parse
 from alertik.matcher.musl import MuslRegex, RegexError
+from alertik.matcher.presets import PRESETS
 
 # Syslog severities by name (RFC 5424), most severe first; RouterOS topics
 # use debug, info, warning, error and critical.
@@ -311,7 +312,7 @@ class FileRule:
                 return "no match"
         for pattern, rx in self.excludes:
             if rx.search(raw) is not None:
-                return f"vetoed by exclude {pattern!r}"
+                return f"vetoed by exclude {pattern}"
         if self.fields:
             why = self._conditions(record)
             if why:
@@ -401,13 +402,8 @@ def compile_file(file: RulesFile, presets: Presets | None = None) -> list[FileRu
 
 
 def default_presets() -> Presets:
-    """matcher/presets.py's PRESETS (none until that module exists)."""
-    try:
-        from alertik.matcher import presets  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    found: Presets = presets.PRESETS
-    return found
+    """matcher/presets.py's PRESETS."""
+    return PRESETS
 
 
 def compile_rule(path: str, raw: RawRule, presets: Presets) -> FileRule:

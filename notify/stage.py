@@ -17,13 +17,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import urllib3
 import zmq
 
-from alertik.common import sockets
+from alertik.common import config, rulesfile, sockets
 from alertik.common.config import Config, ConfigError
 from alertik.common.destinations import (
     AddressListDestination,
@@ -69,6 +69,11 @@ class Notify(Stage):
         self.malformed = Throttled(log, "malformed messages skipped", REPORT_EVERY_S)
         self._reported: dict[str, float] = {}
         self._next_expiry = 0.0
+        # Each worker's own halt (set with self.halt on stop), so that a reload
+        # can replace one; replacements wait here until the old one is done.
+        self._halts: dict[str, threading.Event] = {}
+        self._waiting: dict[str, Worker] = {}
+        self.watcher = rulesfile.Watcher(cfg.rules_path) if cfg.rules_path else None
 
     def open(self, wiring: Wiring) -> None:
         ncfg = self.cfg.notify
@@ -76,12 +81,7 @@ class Notify(Stage):
             check_references(ncfg.destinations)
         except DestinationError as exc:
             raise ConfigError("ALERTIK_RULES_FILE", str(exc)) from None
-        # An action keeps an order in the outbox, not the alert's text.
-        self.orders = {
-            d.name: order
-            for d in ncfg.destinations
-            if (order := service_of(d).order) is not None
-        }
+        self.orders = _orders(ncfg.destinations)
         self.outbox = wiring.hold(
             Outbox.open(
                 self.cfg.state_dir, ncfg.outbox_max_count, ncfg.outbox_max_age_seconds
@@ -89,12 +89,7 @@ class Notify(Stage):
         )
         self.pull = wiring.pull("notify")
         self.tap = wiring.tap("notify_tap")
-        self.workers = {
-            d.name: Worker(
-                d, ncfg, self.outbox, self.outcomes.put, self.halt, self.relay
-            )
-            for d in ncfg.destinations
-        }
+        self.workers = {d.name: self._worker(d) for d in ncfg.destinations}
         destinations = ncfg.destinations
         _warn_insecure(destinations)
         _describe_actions(destinations)
@@ -114,7 +109,69 @@ class Notify(Stage):
             f"outbox {self.outbox.path or 'in memory'})"
         )
 
+    def _worker(self, dest: Destination) -> Worker:
+        halt = self._halts[dest.name] = threading.Event()
+        return Worker(
+            dest, self.cfg.notify, self.outbox, self.outcomes.put, halt, self.relay
+        )
+
+    def reload(self) -> None:
+        self.reload_destinations("SIGHUP")
+
+    def reload_destinations(self, why: str) -> None:
+        """Take in destinations the rules file added or changed.
+
+        A changed destination's worker finishes what it is sending, then a
+        new one takes over its backlog; a removed one keeps delivering what
+        it holds until notify restarts.
+        """
+        if not self.cfg.rules_path:
+            log.info("no ALERTIK_RULES_FILE to reload (%s)", why)
+            return
+        if self.watcher is not None:
+            self.watcher.taken()
+        try:
+            cfg = config.reload_rules(self.cfg)
+        except ConfigError as exc:
+            log.error("destinations not reloaded (%s); those in use stay: %s", why, exc)
+            return
+        self.cfg = cfg
+        self.orders = _orders(cfg.notify.destinations)
+        changed = []
+        for dest in cfg.notify.destinations:
+            old = self.workers.get(dest.name)
+            if old is not None and old.dest == dest:
+                continue
+            changed.append(dest)
+            if old is None:
+                self.workers[dest.name] = worker = self._worker(dest)
+                worker.start()
+            else:
+                self._halts[dest.name].set()
+                old.wake()
+                self._waiting[dest.name] = self._worker(dest)
+        if changed:
+            _warn_insecure(changed)
+            _describe_actions(changed)
+            log.info(
+                "destinations reloaded (%s): %s",
+                why,
+                ", ".join(d.shown() for d in changed),
+            )
+
+    def _replace_finished(self) -> None:
+        """Start the replacement of each changed worker once it has stopped."""
+        for name, worker in list(self._waiting.items()):
+            if not self.workers[name].is_alive():
+                del self._waiting[name]
+                self.workers[name] = worker
+                worker.start()
+
     def turn(self, ready: Ready) -> int:
+        if self.watcher is not None and self.watcher.poll(time.monotonic()):
+            self.reload_destinations("the file changed")
+        if self._waiting:
+            self._replace_finished()
         taken = self.receive(self.pull) if self.pull in ready else 0
         self.check_workers()
         self.maintain(time.monotonic())
@@ -184,6 +241,9 @@ class Notify(Stage):
             except msgspec.DecodeError as exc:
                 self.malformed.hit(f"{exc}: {frame[:REPR_BYTES]!r}")
                 continue
+            if alert.notifier not in self.workers and self._file_changed():
+                # The matcher may have read a new rules file before us.
+                self.reload_destinations("an alert for a new destination")
             if alert.notifier not in self.workers:
                 self.unknown += 1
                 if now - self._reported.get(alert.notifier, -REPORT_EVERY_S) >= (
@@ -289,15 +349,32 @@ class Notify(Stage):
                 return
             sockets.publish(self.tap, ENCODER.encode(delivery))
 
+    def _file_changed(self) -> bool:
+        watcher = self.watcher
+        return watcher is not None and rulesfile.signature(watcher.path) != (
+            watcher.seen
+        )
+
     def stop_workers(self, budget: float) -> list[Worker]:
         """Halt workers; wait up to budget s for in-flight requests; the laggards."""
         self.halt.set()
+        for halt in self._halts.values():
+            halt.set()
         for worker in self.workers.values():
             worker.wake()
         deadline = time.monotonic() + budget
         for worker in self.workers.values():
             worker.join(max(0.0, deadline - time.monotonic()))
         return [w for w in self.workers.values() if w.is_alive()]
+
+
+def _orders(destinations: Sequence[Destination]) -> dict[str, Callable[[Alert], str]]:
+    """An action keeps an order in the outbox, not the alert's text."""
+    return {
+        d.name: order
+        for d in destinations
+        if (order := service_of(d).order) is not None
+    }
 
 
 def _warn_insecure(destinations: Sequence[Destination]) -> None:

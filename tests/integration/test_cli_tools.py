@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import base_env, events_env
+from tests.conftest import WebhookServer, base_env, events_env
 
 
 def alertik(
@@ -187,3 +187,85 @@ def test_tap_says_once_that_no_stage_runs_with_that_run_directory(
         "ingest runs with this run directory (ALERTIK_RUN_DIR, or --run-dir); "
         "waiting for one"
     ]
+
+
+def docs_example(tmp_path: Path) -> dict[str, str]:
+    """docs/RULES.md's complete example, its secrets in files under tmp_path."""
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "RULES.md").read_text(encoding="utf-8")
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "tg").write_text("123456:SECRET-TOKEN\n")
+    (secrets / "slack_noc").write_text("https://hooks.slack.test/services/HOOKSECRET\n")
+    rules = tmp_path / "rules.toml"
+    rules.write_text(example.replace("/run/secrets/", f"{secrets}/"))
+    return base_env(
+        tmp_path,
+        ALERTIK_RULES_FILE=str(rules),
+        GENERIC1_WEBHOOK_URL="https://generic.test/GENERICSECRET",
+    )
+
+
+LOGIN_7 = (
+    "system,error,critical,account login failure for user admin from 192.0.2.7 via ssh"
+)
+
+
+def test_check_validates_the_documented_example_without_showing_secrets(
+    tmp_path: Path,
+) -> None:
+    result = alertik("check", env=docs_example(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "3 rules in" in result.stderr
+    shown = json.loads(result.stdout)
+    assert [d["name"] for d in shown["notify"]["destinations"]] == [
+        "ops",
+        "noc",
+        "Generic1",
+    ]
+    for secret in ("SECRET-TOKEN", "HOOKSECRET", "GENERICSECRET"):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_test_shows_threshold_progress_vetoes_and_each_destinations_payload(
+    tmp_path: Path,
+) -> None:
+    lines = [LOGIN_7] * 4 + [LOGIN_7.replace("192.0.2.7", "10.0.0.7"), LOGIN_7]
+    result = alertik("test", *lines, env=docs_example(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (
+        "  ssh-bruteforce -> ops, Generic1\n    @1 = 'admin'\n    @2 = "
+        "'192.0.2.7'\n    key: 192.0.2.7\n    threshold 1/5 within 60s for "
+        "192.0.2.7\n" in out
+    )
+    assert "threshold 4/5 within 60s for 192.0.2.7" in out
+    assert "  ssh-bruteforce: vetoed by exclude from 10\\.0\\.0\\.\n" in out
+    assert "threshold reached: 5/5 for 192.0.2.7" in out
+    assert (
+        '    to ops: {"chat_id":-1001234567890,"message_thread_id":42,"text":'
+        '"Brute force from 192.0.2.7 (user admin) on 192.0.2.1, at: ' in out
+    )
+    assert (
+        '    to Generic1: {"text":"Brute force from 192.0.2.7 (user admin) on '
+        "192.0.2.1, at: " in out
+    )
+    assert "SECRET" not in out
+
+
+def test_send_test_reaches_a_destination_named_in_the_rules_file(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f'[destinations.hook]\ntype = "generic"\nurl = "{webhook.url}/h"\n'
+    )
+    env = base_env(tmp_path, ALERTIK_RULES_FILE=str(rules))
+    result = alertik("send-test", "hook", "hello", env=env)
+    assert result.returncode == 0, result.stderr
+    assert webhook.wait(1)[0].json() == {"text": "hello"}
+    unknown = alertik("send-test", "nope", env=env)
+    assert unknown.returncode == 2
+    assert "or a destination of the rules file" in unknown.stderr

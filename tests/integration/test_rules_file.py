@@ -282,3 +282,88 @@ def test_sighup_reloads_at_once_and_a_bad_edit_keeps_the_rules_in_use(
     time.sleep(1.0)  # the watcher saw the same edit: it must not report it again
     assert matcher.output.count("not reloaded") == 1
     assert matcher.terminate() == 0
+
+
+DESTINATIONS = """
+[destinations.ops]
+type = "telegram"
+api_url = "API"
+bot_token_file = "TOKEN"
+chat_id = "CHAT"
+message_thread_id = 42
+
+[[rules]]
+name = "a"
+substr = "alpha"
+notify = ["ops", "Generic1"]
+text = "A: @{message}"
+"""
+ADDED = """
+[destinations.ops2]
+type = "generic"
+url = "URL2"
+
+[[rules]]
+name = "b"
+substr = "beta"
+notify = "ops2"
+text = "B: @{message}"
+"""
+
+
+def test_named_destinations_reach_notify_and_an_edit_adds_and_changes_them(
+    tmp_path: Path,
+    spawn: Callable[..., Proc],
+    make_webhook: Callable[[], WebhookServer],
+) -> None:
+    """1. notify and the matcher as processes; a rule sends to a Telegram
+    forum topic defined in the file (token in a file) and to Generic1;
+    2. edit the file: another chat for ops, a new destination ops2 and a
+    rule for it;
+    Result: each destination gets its exact payload, the edit applies to
+    both stages, and no alert is dropped for an unknown destination."""
+    telegram, generic, added = make_webhook(), make_webhook(), make_webhook()
+    token = tmp_path / "token"
+    token.write_text("123456:secret-TOKEN\n")
+    rules = tmp_path / "rules.toml"
+    first = (
+        DESTINATIONS.replace("API", telegram.url)
+        .replace("TOKEN", str(token))
+        .replace("CHAT", "-1001234567890")
+    )
+    rules.write_text(first)
+    env = base_env(
+        tmp_path,
+        ALERTIK_RULES_FILE=str(rules),
+        GENERIC1_WEBHOOK_URL=generic.url + "/g",
+        ALERTIK_NOTIFY_ADDR="tcp://127.0.0.1:*",
+        ALERTIK_MATCHER_ADDR="tcp://127.0.0.1:*",
+    )
+    notify = spawn("notify", env=env)
+    env["ALERTIK_NOTIFY_ADDR"] = endpoint_of(notify, "notify")
+    matcher = spawn("matcher", env=env)
+    with zmq.Context() as ctx, ctx.socket(zmq.PUSH) as push:
+        push.setsockopt(zmq.LINGER, 1000)
+        push.connect(endpoint_of(matcher, "matcher"))
+        push.send(ENCODER.encode(event(b"system,info alpha one", 1)))
+        (request,) = telegram.wait(1)
+        assert request.path == "/bot123456:secret-TOKEN/sendMessage"
+        body = request.json()
+        assert body["chat_id"] == -1001234567890
+        assert body["message_thread_id"] == 42
+        assert body["text"].startswith("A: alpha one, at: ")
+        assert generic.wait(1)[0].json()["text"] == body["text"]
+
+        write_atomically(
+            rules,
+            first.replace("-1001234567890", "-1009999")
+            + ADDED.replace("URL2", added.url + "/x"),
+        )
+        matcher.wait_line("rules reloaded (the file changed): 2 rules")
+        push.send(ENCODER.encode(event(b"system,info alpha beta two", 2)))
+        assert added.wait(1)[0].json()["text"].startswith("B: alpha beta two")
+        assert telegram.wait(2)[1].json()["chat_id"] == -1009999
+    notify.wait_line("destinations reloaded")
+    assert "no destination is configured" not in notify.output
+    assert "secret-TOKEN" not in notify.output + matcher.output
+    assert notify.terminate() == 0

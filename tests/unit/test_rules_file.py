@@ -14,6 +14,7 @@ import pytest
 
 from alertik.common import rulesfile
 from alertik.common.config import ConfigError
+from alertik.matcher.presets import PRESETS
 from alertik.matcher.rulefile import (
     FileRule,
     Hit,
@@ -23,17 +24,7 @@ from alertik.matcher.rulefile import (
     lint,
 )
 from alertik.matcher.rules import RuleSet
-
-# A stand-in for matcher/presets.py, in its shape: a rule's table without
-# name and notify.
-PRESETS: dict[str, dict[str, object]] = {
-    "login-failure": {
-        "regex": "login failure for user (.*) from ([^[:space:]]+) via ([a-z-]+)",
-        "threshold": {"count": 5, "window": "60s", "key": "@2"},
-        "cooldown": "10m",
-        "text": "Failed logins on @{router} from @2 (last: user @1 via @3)",
-    }
-}
+from tests import preset_lines
 
 # One login failure as each remote-log-format sends it (add-topics-string=yes
 # for syslog), identity MikroTik, from the router at 192.0.2.1.
@@ -63,7 +54,7 @@ def write(tmp_path: Path, text: str) -> str:
 
 
 def compiled(tmp_path: Path, text: str) -> list[FileRule]:
-    return compile_file(rulesfile.read(write(tmp_path, text)), PRESETS)
+    return compile_file(rulesfile.read(write(tmp_path, text)))
 
 
 def refused(tmp_path: Path, text: str) -> str:
@@ -141,7 +132,7 @@ def test_a_rule_error_names_the_file_the_line_the_rule_the_key_and_a_fix(
         ('quiet_hours = { from = "23:00" }', "key quiet_hours.to: is missing"),
         (
             'preset = "nope"',
-            "key preset: 'nope' is not a preset; use one of login-failure",
+            "key preset: 'nope' is not a preset; use one of config-change, ",
         ),
     ],
 )
@@ -271,8 +262,8 @@ def test_a_preset_gives_its_keys_and_the_rule_overrides_them_one_by_one(
     hit = check(rule, FORMATS["syslog"])
     assert isinstance(hit, Hit)
     assert (
-        hit.text() == "Failed logins on MikroTik from 192.0.2.7 (last: user "
-        "admin via ssh)"
+        hit.text() == "Repeated failed logins on MikroTik from 192.0.2.7 (last: "
+        "user admin via ssh)"
     )
 
 
@@ -357,7 +348,7 @@ def test_an_exclude_vetoes_a_match(tmp_path: Path) -> None:
     )
     assert isinstance(check(rule, FORMATS["default"]), Hit)
     line = FORMATS["default"].replace(b"192.0.2.7", b"10.0.0.7")
-    assert check(rule, line) == "vetoed by exclude 'from 10\\\\.0\\\\.0\\\\.'"
+    assert check(rule, line) == "vetoed by exclude from 10\\.0\\.0\\."
 
 
 def test_icase_applies_to_the_pattern_and_the_excludes(tmp_path: Path) -> None:
@@ -444,3 +435,139 @@ def test_lint_warns_about_rules_that_match_everything_or_never_stop(
     assert "every message is parsed for it" in lint(parsed)[0][1]
     keys = [key for key, _ in lint(loud)]
     assert keys == ["regex", "threshold"]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_decodes_as_a_rule_and_fires_on_its_lines(
+    tmp_path: Path, name: str
+) -> None:
+    (rule,) = compiled(
+        tmp_path, f'[[rules]]\nname = "p"\npreset = "{name}"\nnotify = "Slack"\n'
+    )
+    lines = preset_lines.read(name)
+    assert lines
+    for line in lines:
+        hit = check(rule, line.raw.encode())
+        assert isinstance(hit, Hit), (line, hit)
+        assert hit.text()
+    for line in preset_lines.read(preset_lines.UNRELATED):
+        assert not isinstance(check(rule, line.raw.encode()), Hit), line
+
+
+# --- named destinations ------------------------------------------------------------
+
+TELEGRAM = """
+[destinations.ops]
+type = "telegram"
+bot_token_file = "TOKEN_FILE"
+chat_id = "-1001234567890"
+message_thread_id = 42
+
+[destinations.hook]
+type = "generic"
+url = "https://hooks.example.com/secret-path-123"
+verify_tls = false
+
+[[rules]]
+name = "a"
+substr = "x"
+notify = ["ops", "hook", "Generic1"]
+"""
+SECRET = "123456:AAE-secret-token_value"
+
+
+def test_named_destinations_are_typed_and_secrets_may_come_from_files(
+    tmp_path: Path,
+) -> None:
+    token = tmp_path / "tg"
+    token.write_text(SECRET + "\n")
+    file = rulesfile.read(write(tmp_path, TELEGRAM.replace("TOKEN_FILE", str(token))))
+    ops, hook = file.destinations
+    assert ops.kind == "telegram" and hook.kind == "generic"
+    assert ops.name == "ops" and ops.bot_token == SECRET  # type: ignore[union-attr]
+    assert ops.message_thread_id == 42  # type: ignore[union-attr]
+    assert not hook.verify_tls
+    assert file.notifiers == ("Generic1",)
+    assert SECRET not in ops.shown() and "secret-path" not in hook.shown()
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            'type = "fax"',
+            "line 2, destination 'ops', key type: must be one of "
+            "telegram, slack, teams, discord, generic",
+        ),
+        ('type = "slack"', "destination 'ops', key url: Object missing required"),
+        (
+            'type = "slack"\nurl = "ftp://x/secret-path-123"',
+            "line 3, destination 'ops', key url: is not an http:// or https:// URL",
+        ),
+        (
+            'type = "slack"\nurl_file = "/nonexistent/secret-path-123"',
+            "key url_file: cannot read /nonexistent/secret-path-123: No such file",
+        ),
+        (
+            'type = "slack"\nurl = "https://a/b"\nurl_file = "x"',
+            "key url_file: and url are both set",
+        ),
+        (
+            'type = "telegram"\nchat_id_file = "x"',
+            "key chat_id_file: only secret "
+            "keys can be read from a file: bot_token_file",
+        ),
+        (
+            'type = "telegram"\nbot_token = "123:secret-path-123/x"\nchat_id = 1',
+            "key bot_token: is not a bot token; copy it from @BotFather",
+        ),
+        (
+            'type = "slack"\nname = "x"\nurl = "https://a/b"',
+            "key name: is not a key here: the name is the table's, [destinations.ops]",
+        ),
+        (
+            'type = "slack"\nurl = "https://a/b"\nchannel = "#x"',
+            "key channel: Object contains unknown field",
+        ),
+    ],
+)
+def test_bad_destinations_name_the_line_and_key_and_never_the_secret(
+    tmp_path: Path, table: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        rulesfile.read(write(tmp_path, f"[destinations.ops]\n{table}\n"))
+    message = str(info.value)
+    assert expected in message
+    if "_file" not in table:
+        assert "secret-path-123" not in message
+
+
+def test_a_destination_may_not_take_an_environment_notifier_name(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match="'Slack' is alertik's name for the "):
+        rulesfile.read(
+            write(tmp_path, '[destinations.Slack]\ntype = "slack"\nurl = "https://a/b"')
+        )
+
+
+def test_the_configuration_gives_notify_every_destination_and_hides_secrets(
+    tmp_path: Path,
+) -> None:
+    from alertik.common import config
+
+    token = tmp_path / "tg"
+    token.write_text(SECRET)
+    path = write(tmp_path, TELEGRAM.replace("TOKEN_FILE", str(token)))
+    cfg = config.load(
+        {
+            "ALERTIK_RULES_FILE": path,
+            "GENERIC1_WEBHOOK_URL": "http://127.0.0.1:9/env-secret",
+            "ALERTIK_RUN_DIR": str(tmp_path / "run"),
+            "ALERTIK_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
+    assert [d.name for d in cfg.notify.destinations] == ["ops", "hook", "Generic1"]
+    shown = repr(config.redacted(cfg))
+    for secret in (SECRET, "secret-path-123", "env-secret"):
+        assert secret not in shown

@@ -37,7 +37,7 @@ from tests.conftest import REPO
 # The Config sections the table fills, and the fields filled elsewhere.
 SECTIONS: dict[str, tuple[type[msgspec.Struct], set[str]]] = {
     "": (config.Config, {"rules", "static_rules", "ingest", "notify", "forwarder",
-                         "endpoints", "curve"}),
+                         "endpoints", "curve", "rules_file"}),
     "ingest": (config.IngestConfig, set()),
     "notify": (config.NotifyConfig, {"destinations"}),
     "forwarder": (config.ForwarderConfig, {"host", "port"}),
