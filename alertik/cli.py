@@ -239,10 +239,16 @@ def _payload(destinations: dict[str, Any], alert: Any) -> str:
     dest = destinations.get(alert.notifier)
     if dest is None:
         return "(not configured)"
-    bodies = [
-        services.request(dest, part).body.decode("utf-8")
-        for part in services.parts(dest.kind, alert.text)
-    ]
+    service = services.service_of(dest)
+    if service.order is not None:
+        return f"(an action) address {alert.address or '(none)'}"
+    try:
+        bodies = [
+            services.request(dest, part).body.decode("utf-8", "replace")
+            for part in services.parts(dest.kind, alert.text)
+        ]
+    except ValueError:  # not sent over HTTP (e-mail, Apprise): the text
+        return json.dumps(alert.text, ensure_ascii=False)
     return " + ".join(bodies)
 
 

@@ -35,6 +35,8 @@ from alertik.common.converters import (
 )
 from alertik.common.destinations import (
     Destination,
+    DestinationError,
+    check_references,
     destination,
     environment_destinations,
 )
@@ -181,6 +183,12 @@ def _notify(
         for notifier in file.notifiers:
             if notifier not in used:
                 destinations.append(_file_notifier(env, file, notifier))
+    try:
+        check_references(destinations)
+    except DestinationError as exc:
+        raise ConfigError(
+            "ALERTIK_RULES_FILE", f"{file.path if file else ''}: {exc}"
+        ) from None
     return NotifyConfig(destinations=tuple(destinations), **values)
 
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, get_args
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from alertik.common import destinations as dests
 from alertik.common.converters import ConfigError, Frozen
@@ -213,10 +213,6 @@ def parse(path: str, text: str, document: Mapping[str, Any]) -> RulesFile:
     )
 
 
-# Each destination type, by its `type` tag.
-TYPES = {cls.__struct_config__.tag: cls for cls in get_args(Destination)}
-
-
 def _destinations(path: str, lines: _Lines, tables: object) -> tuple[Destination, ...]:
     """The [destinations.NAME] tables, typed (DestinationError as ConfigError)."""
     if not isinstance(tables, dict) or not all(
@@ -225,8 +221,7 @@ def _destinations(path: str, lines: _Lines, tables: object) -> tuple[Destination
         raise ConfigError(
             VARIABLE,
             f"{path}{lines.at('destinations')}: write each destination as a table "
-            '[destinations.NAME] with type = "telegram" (or slack, teams, discord, '
-            "generic)",
+            '[destinations.NAME] with its type, e.g. type = "telegram"',
         )
     found = []
     for name, table in tables.items():
@@ -250,57 +245,21 @@ def _destinations(path: str, lines: _Lines, tables: object) -> tuple[Destination
                 f"{name!r} is alertik's name for the destination set by "
                 "environment variables; give this one another name",
             )
-        found.append(_destination(name, dict(table), fail))
-    return tuple(found)
-
-
-def _destination(
-    name: str, table: dict[str, Any], fail: Callable[[str, str], ConfigError]
-) -> Destination:
-    kind = table.get("type")
-    cls = TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise fail("type", "must be one of " + ", ".join(TYPES))
-    if "name" in table:
-        raise fail(
-            "name", f"is not a key here: the name is the table's, [destinations.{name}]"
-        )
-    for key in [k for k in table if k.endswith("_file")]:
-        secret = key.removesuffix("_file")
-        if secret not in cls.SECRETS:
+        kind = table.get("type")
+        if not isinstance(kind, str) or kind not in dests.KINDS:
+            raise fail("type", "must be one of " + ", ".join(dests.KINDS))
+        if "name" in table:
             raise fail(
-                key,
-                "only secret keys can be read from a file: "
-                + ", ".join(f"{s}_file" for s in cls.SECRETS),
+                "name",
+                f"is not a key here: the name is the table's, [destinations.{name}]",
             )
-        if secret in table:
-            raise fail(key, f"and {secret} are both set; keep one of them")
-        table[secret] = _secret_file(table.pop(key), key, fail)
-    try:
-        return dests.parse({**table, "name": name})
-    except DestinationError as exc:
-        raise fail(exc.key, exc.problem) from None
-
-
-def _secret_file(
-    value: object, key: str, fail: Callable[[str, str], ConfigError]
-) -> str:
-    """A secret read from a file (as Docker and systemd hand them over)."""
-    if not isinstance(value, str) or not value:
-        raise fail(key, "must be the path of a file holding the secret")
-    try:
-        with open(value, "rb") as f:
-            data = f.read(64 * 1024 + 1)
-    except OSError as exc:
-        raise fail(key, f"cannot read {value}: {exc.strerror or exc}") from None
-    if len(data) > 64 * 1024:
-        raise fail(key, f"{value} is larger than 64 KiB; is it the secret's file?")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise fail(key, f"{value} is not UTF-8 text") from None
-    # One trailing newline, as `echo` and editors write it, is not the secret's.
-    return text.removesuffix("\n").removesuffix("\r")
+        try:
+            # A relative <key>_file is taken from the rules file's folder.
+            dest = dests.parse({**table, "name": name}, os.path.dirname(path))
+        except DestinationError as exc:
+            raise fail(exc.key, exc.problem) from None
+        found.append(dest)
+    return tuple(found)
 
 
 def _rule_name(path: str, rule: RawRule) -> str:

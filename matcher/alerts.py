@@ -86,6 +86,7 @@ def release_alerts(releases: Iterable[Release]) -> list[Alert]:
             sender=r.sender,
             node=r.node,
             fields=r.fields,
+            address=r.addresses.get(notifier, ""),
         )
         for r in releases
         for notifier in r.notifiers

@@ -66,6 +66,9 @@ class Release(msgspec.Struct, frozen=True, kw_only=True):
     node: str
     severity: int | None = None
     fields: ParsedFields | None = None
+    # For each action among notifiers (a RouterOS address list): the address
+    # its mask gave (Alert.address).
+    addresses: dict[str, str] = {}
 
 
 class Saved(msgspec.Struct, frozen=True, kw_only=True):
@@ -383,9 +386,13 @@ class Gate:
     ) -> list[Release]:
         """The summary of the hits a cooldown held (none if it held none)."""
         last = k.last
-        if not k.held or last is None:
-            return []
         rule = self.rules.get(rid)
+        # A summary is a message: actions do not get it.
+        notifiers = (
+            rule.messages if rule is not None else _messages(last) if last else ()
+        )
+        if not k.held or last is None or not notifiers:
+            return []
         wording = rule or self._gone.get(rid)  # a rule a reload just replaced
         cooldown = wording.spec.cooldown if wording is not None else None
         during = f" during the {cooldown} cooldown" if cooldown else ""
@@ -396,7 +403,7 @@ class Gate:
             Release(
                 id=f"{last.node}/summary/{last.rule}/{key}/{k.since:.6f}",
                 rule=last.rule,
-                notifiers=rule.notifiers if rule is not None else last.notifiers,
+                notifiers=notifiers,
                 text=f"{last.rule}: {more}{_for(key)}{during}{note}; the last: "
                 f"{last.text}",
                 received=last.received,
@@ -419,6 +426,17 @@ class Gate:
             if notes is not None:
                 notes.append(f"quiet hours {q.shown}, but its severity breaks through")
             return [release]
+        out: list[Release] = []
+        if release.addresses:
+            # Actions are not held: a router is not woken, it acts.
+            out.append(
+                msgspec.structs.replace(release, notifiers=tuple(release.addresses))
+            )
+            release = msgspec.structs.replace(
+                release, notifiers=_messages(release), addresses={}
+            )
+            if not release.notifiers:
+                return out
         rid = rule.identity
         held = self.quiet.setdefault(rid, [])
         if not held:
@@ -433,7 +451,7 @@ class Gate:
                 f"held by quiet hours {q.shown} until {_clock(quiet_end(rule, at))} "
                 f"({len(held) + self.quiet_extra.get(rid, 0)} held)"
             )
-        return []
+        return out
 
     def _digest(self, rid: str, now: float) -> list[Release]:
         held = self.quiet.pop(rid, [])
@@ -461,7 +479,7 @@ class Gate:
             Release(
                 id=f"{last.node}/quiet/{last.rule}/{held[0].received:.6f}",
                 rule=last.rule,
-                notifiers=rule.notifiers if rule is not None else tuple(notifiers),
+                notifiers=rule.messages if rule is not None else tuple(notifiers),
                 text="\n".join(lines),
                 received=last.received,
                 sender=last.sender,
@@ -508,7 +526,16 @@ def release(hit: Hit, event: SyslogEvent, count: int, suffix: str) -> Release:
         node=event.node,
         severity=record.parsed.severity,
         fields=record.parsed,
+        addresses={
+            name: hit.rule.expand(mask, hit, count)
+            for name, mask in hit.rule.addresses.items()
+        },
     )
+
+
+def _messages(release: Release) -> tuple[str, ...]:
+    """The destinations of release that take messages (not actions)."""
+    return tuple(n for n in release.notifiers if n not in release.addresses)
 
 
 def _minute(t: float) -> int:

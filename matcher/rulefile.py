@@ -28,6 +28,7 @@ from typing import Annotated, Any
 import msgspec
 
 from alertik.common.config import ConfigError
+from alertik.common.destinations import AddressListDestination
 from alertik.common.rulesfile import RawRule, RulesFile, error
 from alertik.common.schema import ParsedFields
 from alertik.matcher import musl
@@ -237,6 +238,8 @@ class FileRule:
         "identity",
         "where",
         "notifiers",
+        "addresses",
+        "messages",
         "needle",
         "regex",
         "icase",
@@ -258,6 +261,10 @@ class FileRule:
         self.spec = spec
         self.where = where  # "rules.toml line 12, rule 'x'": for log lines
         self.notifiers = _listed(spec.notify)
+        # The actions among them, each with its address mask, and the rest,
+        # which take messages (summaries and digests go to those only).
+        self.addresses = compiled.addresses
+        self.messages = tuple(n for n in self.notifiers if n not in self.addresses)
         self.needle = compiled.needle
         self.regex = compiled.regex
         self.icase = spec.icase
@@ -360,6 +367,7 @@ class FileRule:
 
 
 class _Compiled(msgspec.Struct, kw_only=True):
+    addresses: dict[str, tuple[Part, ...]] = {}
     needle: bytes = b""
     regex: MuslRegex | None = None
     excludes: tuple[tuple[str, MuslRegex], ...] = ()
@@ -398,7 +406,14 @@ def _identity(spec: Spec) -> str:
 def compile_file(file: RulesFile, presets: Presets | None = None) -> list[FileRule]:
     """Every rule of file, decoded and compiled; ConfigError for the first bad one."""
     table = default_presets() if presets is None else presets
-    return [compile_rule(file.path, raw, table) for raw in file.rules]
+    # Actions (a RouterOS address list) get an address, a mask of their own
+    # that each rule sending to them expands.
+    actions = {
+        d.name: d.address
+        for d in file.destinations
+        if isinstance(d, AddressListDestination)
+    }
+    return [compile_rule(file.path, raw, table, actions) for raw in file.rules]
 
 
 def default_presets() -> Presets:
@@ -406,8 +421,11 @@ def default_presets() -> Presets:
     return PRESETS
 
 
-def compile_rule(path: str, raw: RawRule, presets: Presets) -> FileRule:
-    """One rule: merged over its preset, decoded, checked, compiled."""
+def compile_rule(
+    path: str, raw: RawRule, presets: Presets, actions: Mapping[str, str] | None = None
+) -> FileRule:
+    """One rule: merged over its preset, decoded, checked, compiled; actions:
+    the address mask of each action destination, by name."""
     table = dict(raw.table)
     preset_keys: set[str] = set()
     if "preset" in table:
@@ -432,7 +450,22 @@ def compile_rule(path: str, raw: RawRule, presets: Presets) -> FileRule:
         return error(path, raw, key, problem)
 
     spec = _decode(table, fail)
-    return FileRule(spec, _short(path, raw), _compile(spec, fail))
+    compiled = _compile(spec, fail)
+    groups = compiled.regex.groups if compiled.regex is not None else 0
+    for name in _listed(spec.notify):
+        mask = (actions or {}).get(name)
+        if mask is None:
+            continue
+        parts = _mask("notify", mask)
+
+        def fail_action(key: str, problem: str, name: str = name) -> ConfigError:
+            return fail(
+                key, f"sends to {name}, whose address = {mask!r} fails here: {problem}"
+            )
+
+        _check_mask("notify", parts, spec, groups, fail_action)
+        compiled.addresses[name] = parts
+    return FileRule(spec, _short(path, raw), compiled)
 
 
 def _short(path: str, raw: RawRule) -> str:

@@ -268,4 +268,4 @@ def test_send_test_reaches_a_destination_named_in_the_rules_file(
     assert webhook.wait(1)[0].json() == {"text": "hello"}
     unknown = alertik("send-test", "nope", env=env)
     assert unknown.returncode == 2
-    assert "or a destination of the rules file" in unknown.stderr
+    assert "is not a configured destination nor a notifier" in unknown.stderr

@@ -366,3 +366,61 @@ def test_a_threshold_key_may_combine_fields_and_groups(
         released += b.send(f"x user a from 10.0.0.{i % keys}".encode(), T0 + i)
     assert len(released) == keys
     assert set(b.gate.keys) == set()
+
+
+ACTION = """
+[destinations.block]
+type = "routeros-address-list"
+url = "https://192.0.2.1"
+user = "alertik"
+password = "pw"
+list = "blocked"
+address = "@2"
+
+[[rules]]
+name = "ssh"
+regex = 'login failure for user ([^ ]+) from ([0-9.]+) via'
+threshold = { count = 2, window = "60s", key = "@2" }
+cooldown = "10m"
+quiet_hours = { from = "23:00", to = "07:00" }
+notify = ["block", "Slack"]
+text = "@2"
+"""
+
+
+def test_an_action_gets_the_address_at_once_and_no_summaries_or_digests(
+    tmp_path: Path,
+) -> None:
+    b = Bench(tmp_path, ACTION)
+    assert b.rules[0].addresses and b.rules[0].messages == ("Slack",)
+    b.send(login("192.0.2.7"), T0)
+    (alert,) = b.send(login("192.0.2.7"), T0 + 1)
+    assert alert.notifiers == ("block", "Slack")
+    assert alert.addresses == {"block": "192.0.2.7"}
+    b.send(login("192.0.2.7"), T0 + 2)
+    (summary,) = b.advance(T0 + 1 + 600)
+    assert summary.notifiers == ("Slack",) and summary.addresses == {}
+    # At night the router still acts at once; the message waits for morning.
+    b.send(login("192.0.2.9"), NIGHT)
+    (now,) = b.send(login("192.0.2.9"), NIGHT + 1)
+    assert now.notifiers == ("block",) and now.addresses == {"block": "192.0.2.9"}
+    (digest,) = b.advance(MORNING)
+    assert digest.notifiers == ("Slack",)
+
+
+def test_a_rule_whose_groups_do_not_fit_an_actions_address_is_refused(
+    tmp_path: Path,
+) -> None:
+    from alertik.common.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        Bench(
+            tmp_path,
+            ACTION.replace("([0-9.]+) via", "[0-9.]+ via")
+            .replace('key = "@2"', 'key = "@1"')
+            .replace('text = "@2"', 'text = "@1"'),
+        )
+    assert (
+        "rule 'ssh', key notify: sends to block, whose address = '@2' fails "
+        "here: @2 names capture group 2, but the regex has 1" in str(info.value)
+    )

@@ -506,16 +506,15 @@ def test_named_destinations_are_typed_and_secrets_may_come_from_files(
         ),
         (
             'type = "slack"\nurl_file = "/nonexistent/secret-path-123"',
-            "key url_file: cannot read /nonexistent/secret-path-123: No such file",
+            "key url_file: cannot read /nonexistent/secret-path-123 (No such file",
         ),
         (
             'type = "slack"\nurl = "https://a/b"\nurl_file = "x"',
-            "key url_file: and url are both set",
+            "key url_file: is set, and so is url; use one",
         ),
         (
             'type = "telegram"\nchat_id_file = "x"',
-            "key chat_id_file: only secret "
-            "keys can be read from a file: bot_token_file",
+            "key chat_id_file: Object contains unknown field",
         ),
         (
             'type = "telegram"\nbot_token = "123:secret-path-123/x"\nchat_id = 1',
