@@ -118,14 +118,17 @@ PRESETS: dict[str, dict[str, object]] = {
         # RouterOS 6 writes "by admin"; 7 writes how and from where, e.g.
         # "by tcp-msg(winbox):admin@192.0.2.10/terminal/action:12", then the
         # command in parentheses. Group 3 is the user, 4 "@address", 5 the
-        # command. Changes made by scheduled scripts are not a user's.
+        # command, for a rule's own text or key. What was changed comes
+        # before the verb, where only the parsed message has it, so the text
+        # is the message (CEF's escapes undone). Changes made by scheduled
+        # scripts are not a user's.
         "regex": (
             "(added|changed|removed|moved|scheduled|add [a-z-]+"
             "|changed [a-z-]+ settings) by ([^[:space:]@]*:)?([^[:space:]@:/]+)"
             "(@[^[:space:]/]*)?[^[:space:]]*( \\(.*\\))?"
         ),
         "exclude": ["by scheduler:"],
-        "text": "Config change on @{router}: @1 by @3@4@5",
+        "text": "Config change on @{router}: @{message}",
     },
     "vpn-session": {
         # The ppp account lines of L2TP, PPTP, SSTP and OVPN servers: "NAME

@@ -1,8 +1,9 @@
 """Our RouterOS test lines for the presets (tests/data/presets/), read once.
 
 A file per preset holds lines it must match, each followed by the capture
-groups its text uses; unrelated.txt holds lines no preset may match. The
-format is described in tests/data/presets/README.md.
+groups its text uses and the text a rule naming the preset sends;
+unrelated.txt holds lines no preset may match. The format is described in
+tests/data/presets/README.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Line:
     number: int
     raw: str
     groups: dict[int, str | None] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)  # at most one: the text
 
     def __str__(self) -> str:
         return f"{self.file}.txt:{self.number}"
@@ -35,11 +37,16 @@ def read(name: str) -> list[Line]:
     for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not text.strip() or text.startswith("#"):
             continue
-        if text.startswith("  @"):
-            group, _, value = text[3:].partition(" ")
+        if text.startswith("  "):
             if not lines:
-                raise ValueError(f"{path}:{number}: captures before any line")
-            lines[-1].groups[int(group)] = json.loads(value)
+                raise ValueError(f"{path}:{number}: an expectation before any line")
+            what, _, value = text[2:].partition(" ")
+            if what == "text":
+                lines[-1].texts.append(json.loads(value))
+            elif what.startswith("@"):
+                lines[-1].groups[int(what[1:])] = json.loads(value)
+            else:
+                raise ValueError(f"{path}:{number}: not @N or text: {what!r}")
             continue
         lines.append(Line(name, number, text))
     return lines
