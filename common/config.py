@@ -183,6 +183,12 @@ def _notify(
         for notifier in file.notifiers:
             if notifier not in used:
                 destinations.append(_file_notifier(env, file, notifier))
+        # An action may report to a notifier set by environment that no rule
+        # names (its variables must then be set).
+        for dest in file.destinations:
+            report = getattr(dest, "report", "")
+            if report in NOTIFIERS and all(d.name != report for d in destinations):
+                destinations.append(destination(report, env))
     try:
         check_references(destinations)
     except DestinationError as exc:

@@ -72,7 +72,7 @@ class Hit:
 class JsonServer:
     """A threaded HTTP(S) server on 127.0.0.1 whose answers come from route()."""
 
-    def __init__(self, tls: Pair | None = None) -> None:
+    def __init__(self, tls: Pair | None = None, port: int = 0) -> None:
         self.hits: list[Hit] = []
         self.lock = threading.Lock()
         # Called before route(): may return "reset" to drop the connection
@@ -114,7 +114,7 @@ class JsonServer:
 
             do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         scheme = "http"
         if tls is not None:
@@ -133,6 +133,13 @@ class JsonServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class Recorder(JsonServer):
+    """Takes every request with 200 and {} (an ntfy server, for one)."""
+
+    def route(self, hit: Hit) -> tuple[int, object]:
+        return 200, {}
 
 
 # --- Matrix ------------------------------------------------------------------

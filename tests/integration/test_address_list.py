@@ -1,13 +1,15 @@
 """The RouterOS address-list action, through notify served in a thread, against
 a stand-in for the router's REST API over HTTPS (tests/standins.py).
 
-Until the rules file defines the destination, the test adds it to the
-configuration notify is given (as the rules file will): everything after
-that, sockets, outbox, workers, HTTPS, is the real path.
+Here the destination is added to the configuration notify is given, as the
+rules file does (tests/integration/test_destinations_e2e.py goes through a
+real rules file): everything after that, sockets, outbox, workers, HTTPS,
+is the real path.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -223,43 +225,36 @@ def test_wrong_credentials_are_refused_for_good_and_never_logged(
 
 
 def test_send_test_checks_the_login_without_changing_anything(
-    tmp_path: Path, router: RouterOS, cert: Pair
+    tmp_path: Path, router: RouterOS, cert: Pair, webhook: WebhookServer
 ) -> None:
-    """send-test needs the destination from a rules file: here it runs the
-    real command's code in a process whose configuration has the action."""
-    script = f"""
-import sys, msgspec
-from alertik.common import config
-from alertik.common.destinations import parse
-from alertik.notify import sendtest
-real = config.load
-def load(environ=None):
-    cfg = real(environ)
-    dest = parse({action(router, cert)!r})
-    notify = msgspec.structs.replace(cfg.notify, destinations=(dest,))
-    return msgspec.structs.replace(cfg, notify=notify)
-sendtest.load = load
-sys.exit(sendtest.main(sys.argv[1:]))
-"""
-    env = base_env(tmp_path)
-    check = subprocess.run(
-        [sys.executable, "-c", script, "block"],
-        env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    """alertik send-test with the action of a rules file: without an address
+    it only reads the list; with one it adds it, allow-list included."""
+    table = action(router, cert)
+    lines = [f"{k} = {json.dumps(v)}" for k, v in table.items() if k != "name"]
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[destinations.block]\n" + "\n".join(lines) + "\n")
+    env = base_env(
+        tmp_path,
+        ALERTIK_RULES_FILE=str(rules),
+        GENERIC1_WEBHOOK_URL=f"{webhook.url}/report",
+    )
+
+    def send_test(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "alertik", "send-test", "block", *args],
+            env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+
+    check = send_test()
     assert check.returncode == 0, check.stdout + check.stderr
     assert "logged in; 0 entries on address list 'blocked'" in check.stdout
     assert [h.method for h in router.hits] == ["GET"]
-    added = subprocess.run(
-        [sys.executable, "-c", script, "block", "198.51.100.9"],
-        env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    added = send_test("198.51.100.9")
     assert added.returncode == 0, added.stdout + added.stderr
     assert "delivered, HTTP 201, 1 attempt" in added.stdout
     assert router.listed("blocked") == ["198.51.100.9"]
-    refused = subprocess.run(
-        [sys.executable, "-c", script, "block", "10.9.9.9"],
-        env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    assert router.entries[0].comment == "alertik: send-test"
+    refused = send_test("10.9.9.9")
     assert refused.returncode == 1
     assert "NOT acted on: 10.9.9.9 is in the allow-list" in refused.stdout
     for out in (check, added, refused):
