@@ -211,6 +211,37 @@ def rule_set(count: int, kind: str = "mixed") -> list[Event]:
     return events
 
 
+def rules_toml(events: Sequence[Event], thresholds: int) -> str:
+    """events as a rules file; thresholds of them (every fifth from rule 1 on)
+    get a threshold of 5 in 60 s and a 10 minute cooldown.
+
+    Rule 1 then counts the benchmark's alert line per user name, which is new
+    on every alert line: a brute force from ever new names, the gate's worst
+    case (a new key per hit, written to its state each batch).
+    """
+    out: list[str] = []
+    given = 0
+    for i, (notifier, kind, match, mask) in enumerate(events):
+        if i == 1:
+            kind, match, mask = "regex", "login failure for user ([a-z0-9]+)", "@1"
+        out += [
+            "[[rules]]",
+            f'name = "r{i}"',
+            f"{kind} = {json.dumps(match)}",
+            f'notify = "{notifier}"',
+            f"text = {json.dumps(mask)}",
+        ]
+        if i >= 1 and i % 5 == 1 and given < thresholds:
+            key = "@1" if kind == "regex" else "@{sender}"
+            out.append(f'threshold = {{ count = 5, window = "60s", key = "{key}" }}')
+            out.append('cooldown = "10m"')
+            given += 1
+        out.append("")
+    if given < thresholds:
+        raise ValueError(f"{len(events)} rules hold only {given} thresholds")
+    return "\n".join(out)
+
+
 def events_env(events: Sequence[Event]) -> dict[str, str]:
     """EVENTn_* variables for the given events."""
     env = {"ENV_EVENTS": str(len(events))}

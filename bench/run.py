@@ -16,6 +16,8 @@ default in this order (``forward`` only when asked):
   memory   RSS (and PSS) of supervisord and each stage, idle and after the
            sections above
   match    the matcher stage alone: events/s with 16, 100 and 1,000 rules
+  rules    the matcher alone with 1,000 rules from a rules file, 200 of them
+           with thresholds and cooldowns, against the same 1,000 as EVENTn_*
   tcp      UDP no-loss rate without and with 1,000 idle TCP clients and a
            slowloris on ingest's TCP listener
   forward  bench/forward.py (forwarder throughput), its last line
@@ -51,7 +53,16 @@ import zmq
 
 from alertik.common.schema import ALERT_DECODER, ENCODER, SyslogEvent
 
-SECTIONS = ("startup", "ingest", "burst", "latency", "memory", "match", "tcp")
+SECTIONS = (
+    "startup",
+    "ingest",
+    "burst",
+    "latency",
+    "memory",
+    "match",
+    "rules",
+    "tcp",
+)
 OPTIONAL = ("forward",)
 STAGES = ("notify", "matcher", "ingest")
 # The issue's targets, quoted in the table.
@@ -553,9 +564,77 @@ def section_match(s: Settings, table: Table) -> None:
     )
 
 
-def matcher_alone(s: Settings, rules: int, kind: str) -> float:
-    """Events/s through ``alertik matcher`` alone: pushed in, counted in its log."""
+def section_rules(s: Settings, table: Table) -> None:
+    """1,000 file rules with 200 thresholds against the same 1,000 as events.
+
+    The two alternate, RULES_ROUNDS times each, so that a machine that gets
+    busier or quieter meanwhile weighs on both alike.
+    """
+    env_rates: list[float] = []
+    file_rates: list[float] = []
+    env_cpu: list[float] = []
+    file_cpu: list[float] = []
+    for _ in range(1 if s.quick else RULES_ROUNDS):
+        env_rates += matcher_rates(s, 1000, "mixed", cpu=env_cpu)
+        file_rates += matcher_rates(s, 1000, "mixed", thresholds=200, cpu=file_cpu)
+    env_rate, file_rate = h.median(env_rates), h.median(file_rates)
+    runs = len(env_rates)
+    table.add(
+        "matcher stage alone, 1,000 `EVENTn_*` rules (mixed): events/s (median of "
+        f"{runs}, 1 in 100 raises an alert)",
+        rate_text(env_rate),
+    )
+    table.add(
+        "matcher stage alone, the same 1,000 rules from a rules file, 200 with a "
+        f"threshold and cooldown: events/s (median of {runs}, alternating with the "
+        "line above; 1 in 100 a new threshold key and an alert)",
+        rate_text(file_rate),
+    )
+    table.add(
+        "matcher: 1,000 file rules (200 thresholds) vs 1,000 `EVENTn_*` rules",
+        f"**{file_rate / env_rate:.2f}**",
+        "≥ 0.8",
+    )
+    env_us, file_us = h.median(env_cpu), h.median(file_cpu)
+    table.add(
+        "matcher CPU per event (median): `EVENTn_*` / rules file, and the ratio "
+        "of the rates they allow",
+        f"{env_us:.1f} us / {file_us:.1f} us = **{env_us / file_us:.2f}**",
+        "≥ 0.8",
+    )
+
+
+RULES_ROUNDS = 3
+
+
+def matcher_alone(s: Settings, rules: int, kind: str, thresholds: int = -1) -> float:
+    """Events/s through ``alertik matcher`` alone (median of matcher_rates)."""
+    return h.median(matcher_rates(s, rules, kind, thresholds))
+
+
+def matcher_rates(
+    s: Settings,
+    rules: int,
+    kind: str,
+    thresholds: int = -1,
+    cpu: list[float] | None = None,
+) -> list[float]:
+    """Events/s through ``alertik matcher`` alone: pushed in, counted in its log.
+
+    With thresholds >= 0 the rules come from a rules file instead of EVENTn_*
+    (h.rules_toml), that many of them with a threshold and a cooldown. Each
+    run's rate; cpu, if given, gets each run's matcher CPU time per event (us),
+    which a busy machine disturbs less than the rate.
+    """
     work = h.scratch_dir("alertik-bench-match-")
+    events = h.rule_set(rules, kind)
+    if thresholds >= 0:
+        path = os.path.join(work, "rules.toml")
+        with open(path, "w") as f:
+            f.write(h.rules_toml(events, thresholds))
+        rule_env = {"ALERTIK_RULES_FILE": path}
+    else:
+        rule_env = h.events_env(events)
     with (
         zmq.Context() as ctx,
         ctx.socket(zmq.PULL) as sink,
@@ -571,7 +650,7 @@ def matcher_alone(s: Settings, rules: int, kind: str) -> float:
             ALERTIK_MATCHER_ADDR="tcp://127.0.0.1:*",
             ALERTIK_MATCHER_TAP="tcp://127.0.0.1:*",
             ALERTIK_NOTIFY_ADDR=f"tcp://127.0.0.1:{sink_port}",
-            **h.events_env(h.rule_set(rules, kind)),
+            **rule_env,
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "alertik", "matcher"],
@@ -606,9 +685,12 @@ def matcher_alone(s: Settings, rules: int, kind: str) -> float:
                 frames = _frames(seq, s.match_events)
                 log.skip_to_end()
                 started = time.monotonic()
+                used = h.cpu_seconds(proc.pid)
                 for frame in frames:
                     push.send(frame)
                 last = log.wait_for(len(frames), quiet=5.0)
+                if cpu is not None:
+                    cpu.append((h.cpu_seconds(proc.pid) - used) / log.count * 1e6)
                 alerts = _count(sink)
                 rate = log.count / (last - started)
                 rates.append(rate)
@@ -620,7 +702,7 @@ def matcher_alone(s: Settings, rules: int, kind: str) -> float:
             proc.terminate()
             proc.wait(10)
             h.remove(work)
-    return h.median(rates)
+    return rates
 
 
 def _frames(first: int, count: int) -> list[bytes]:
@@ -736,6 +818,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 memory_rows(p, "after the runs", table)
     if "match" in wanted:
         section_match(s, table)
+    if "rules" in wanted:
+        section_rules(s, table)
     if "tcp" in wanted:
         section_tcp(s, table)
     if "forward" in wanted:
