@@ -235,6 +235,8 @@ class FileRule:
     __slots__ = (
         "name",
         "spec",
+        "compiled",
+        "actions",
         "identity",
         "where",
         "notifiers",
@@ -256,9 +258,17 @@ class FileRule:
         "fields",
     )
 
-    def __init__(self, spec: Spec, where: str, compiled: _Compiled) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        where: str,
+        compiled: _Compiled,
+        actions: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.name = spec.name
         self.spec = spec
+        self.compiled = compiled  # shared with a reload's rule that reads alike
+        self.actions = actions  # (name, address mask) of its action destinations
         self.where = where  # "rules.toml line 12, rule 'x'": for log lines
         self.notifiers = _listed(spec.notify)
         # The actions among them, each with its address mask, and the rest,
@@ -403,9 +413,19 @@ def _identity(spec: Spec) -> str:
 # --- decoding and checking ----------------------------------------------------------
 
 
-def compile_file(file: RulesFile, presets: Presets | None = None) -> list[FileRule]:
-    """Every rule of file, decoded and compiled; ConfigError for the first bad one."""
+def compile_file(
+    file: RulesFile,
+    presets: Presets | None = None,
+    reuse: Sequence[FileRule] = (),
+) -> list[FileRule]:
+    """Every rule of file, decoded and compiled; ConfigError for the first bad one.
+
+    A rule that reads exactly as one of reuse (the rules in use, on a reload)
+    takes its compiled patterns instead of compiling them again: editing one
+    rule of a thousand recompiles one.
+    """
     table = default_presets() if presets is None else presets
+    done = {(r.spec, r.actions): r.compiled for r in reuse}
     # Actions (a RouterOS address list) get an address, a mask of their own
     # that each rule sending to them expands.
     actions = {
@@ -413,7 +433,7 @@ def compile_file(file: RulesFile, presets: Presets | None = None) -> list[FileRu
         for d in file.destinations
         if isinstance(d, AddressListDestination)
     }
-    return [compile_rule(file.path, raw, table, actions) for raw in file.rules]
+    return [compile_rule(file.path, raw, table, actions, done) for raw in file.rules]
 
 
 def default_presets() -> Presets:
@@ -421,19 +441,27 @@ def default_presets() -> Presets:
     return PRESETS
 
 
+Done = Mapping[tuple["Spec", tuple[tuple[str, str], ...]], "_Compiled"]
+
+
 def compile_rule(
-    path: str, raw: RawRule, presets: Presets, actions: Mapping[str, str] | None = None
+    path: str,
+    raw: RawRule,
+    presets: Presets,
+    actions: Mapping[str, str] | None = None,
+    done: Done | None = None,
 ) -> FileRule:
     """One rule: merged over its preset, decoded, checked, compiled; actions:
-    the address mask of each action destination, by name."""
+    the address mask of each action destination, by name; done: what rules
+    read exactly alike compiled to."""
     table = dict(raw.table)
     preset_keys: set[str] = set()
     if "preset" in table:
         name = table.pop("preset")
         if not isinstance(name, str) or name not in presets:
-            known = ", ".join(sorted(presets)) or "none yet"
+            names = ", ".join(sorted(presets)) or "none yet"
             raise error(
-                path, raw, "preset", f"{name!r} is not a preset; use one of {known}"
+                path, raw, "preset", f"{name!r} is not a preset; use one of {names}"
             )
         base = dict(presets[name])
         # The rule's own pattern replaces the preset's, whichever kind it is.
@@ -450,12 +478,17 @@ def compile_rule(
         return error(path, raw, key, problem)
 
     spec = _decode(table, fail)
+    masks = tuple(
+        (name, (actions or {})[name])
+        for name in _listed(spec.notify)
+        if name in (actions or {})
+    )
+    same = (done or {}).get((spec, masks))
+    if same is not None:
+        return FileRule(spec, _short(path, raw), same, masks)
     compiled = _compile(spec, fail)
     groups = compiled.regex.groups if compiled.regex is not None else 0
-    for name in _listed(spec.notify):
-        mask = (actions or {}).get(name)
-        if mask is None:
-            continue
+    for name, mask in masks:
         parts = _mask("notify", mask)
 
         def fail_action(key: str, problem: str, name: str = name) -> ConfigError:
@@ -465,7 +498,7 @@ def compile_rule(
 
         _check_mask("notify", parts, spec, groups, fail_action)
         compiled.addresses[name] = parts
-    return FileRule(spec, _short(path, raw), compiled)
+    return FileRule(spec, _short(path, raw), compiled, masks)
 
 
 def _short(path: str, raw: RawRule) -> str:

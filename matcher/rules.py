@@ -398,8 +398,11 @@ def compile_rules(
     static_rules: Sequence[StaticRule],
     file: RulesFile | None = None,
     presets: Presets | None = None,
+    reuse: Sequence[FileRule] = (),
 ) -> RuleSet:
     """Compile every rule; raise ConfigError naming the first bad variable
-    (or the file, line, rule and key of the first bad rule in the file)."""
-    file_rules = compile_file(file, presets) if file is not None else []
+    (or the file, line, rule and key of the first bad rule in the file).
+    reuse: file rules in use, whose compiled patterns rules that read the
+    same take (compile_file)."""
+    file_rules = compile_file(file, presets, reuse) if file is not None else []
     return RuleSet(rules, static_rules, file_rules)

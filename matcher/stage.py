@@ -19,6 +19,7 @@ from alertik.common.throttle import Throttled
 from alertik.matcher.alerts import build_alerts, release_alerts
 from alertik.matcher.archive import Archive
 from alertik.matcher.gate import Gate
+from alertik.matcher.rulefile import FileRule
 from alertik.matcher.rules import RuleSet, compile_rules
 from alertik.matcher.rulestate import RuleStore
 from alertik.matcher.spool import Spool
@@ -256,7 +257,7 @@ class Matcher(Stage):
             return
         if self.watcher is not None:
             self.watcher.taken()
-        self._reload = _Reload(self.cfg, why)
+        self._reload = _Reload(self.cfg, why, self.rules.file_rules)
 
     def switch(self, job: _Reload) -> None:
         """Use the rules a finished reload compiled (between two messages)."""
@@ -277,11 +278,13 @@ class Matcher(Stage):
             kept = self.gate.rules.keys() & {r.identity for r in rules.file_rules}
             released = self.gate.rebind(rules.file_rules)
             log.info(
-                "rules reloaded (%s): %d rules, %d from %s; state kept for %d rules%s",
+                "rules reloaded (%s): %d rules, %d from %s, compiled in %.2f s; "
+                "state kept for %d rules%s",
                 job.why,
                 len(rules),
                 len(rules.file_rules),
                 cfg.rules_path,
+                job.took,
                 len(kept),
                 f", {len(released)} summaries sent early" if released else "",
             )
@@ -294,27 +297,30 @@ class Matcher(Stage):
 class _Reload:
     """One reading of the rules file, compiled in a thread of its own."""
 
-    def __init__(self, cfg: Config, why: str) -> None:
+    def __init__(self, cfg: Config, why: str, reuse: list[FileRule]) -> None:
         self.why = why
         self.again = ""  # asked again meanwhile: why
         self.result: tuple[Config, RuleSet] | ConfigError | None = None
+        self.took = 0.0  # seconds to read and compile
         self.done = threading.Event()
         threading.Thread(
-            target=self._run, args=(cfg,), name="rules-reload", daemon=True
+            target=self._run, args=(cfg, reuse), name="rules-reload", daemon=True
         ).start()
 
-    def _run(self, cfg: Config) -> None:
+    def _run(self, cfg: Config, reuse: list[FileRule]) -> None:
+        started = time.monotonic()
         try:
             new = config.reload_rules(cfg)
             self.result = (
                 new,
-                compile_rules(new.rules, new.static_rules, new.rules_file),
+                compile_rules(new.rules, new.static_rules, new.rules_file, reuse=reuse),
             )
         except ConfigError as exc:
             self.result = exc
         except Exception:
             log.exception("rules file not reloaded (%s): unexpected error", self.why)
         finally:
+            self.took = time.monotonic() - started
             self.done.set()
 
 

@@ -165,12 +165,21 @@ notify = "Generic1"
 text = "TEXT @1"
 """
 RATE = 5000
+# 999 rules that match nothing in the flood, 499 of them regexes: the
+# reload compiles a file of 1,000 rules, as a large set-up has.
+FILLER = "".join(
+    f'[[rules]]\nname = "f{i}"\n'
+    + (f"regex = 'vlan{i} lost ([0-9.]+)'\n" if i % 2 else f'substr = "sfp{i} rx"\n')
+    + 'notify = "Generic1"\n'
+    for i in range(999)
+)
 
 
 def test_a_reload_under_a_flood_loses_and_doubles_nothing(
     tmp_path: Path, spawn: Callable[..., Proc], sink: tuple[zmq.Socket[bytes], str]
 ) -> None:
-    """1. the matcher alone, one rule that alerts on every line ("v1 N");
+    """1. the matcher alone, 1,000 rules, one of which alerts on every line
+       ("v1 N");
     2. push 5,000 lines/s, each numbered; after 1.5 s rewrite the file
        ("v2 N"), after 3 s write a broken file, stop at 4.5 s;
     Result: every number alerts exactly once; all v1 numbers come before all
@@ -178,7 +187,7 @@ def test_a_reload_under_a_flood_loses_and_doubles_nothing(
     error naming the file and line, and v2 stays."""
     sock, notify_addr = sink
     rules = tmp_path / "rules.toml"
-    rules.write_text(FLOOD_RULE.replace("NAME", "v1").replace("TEXT", "v1"))
+    rules.write_text(FLOOD_RULE.replace("NAME", "v1").replace("TEXT", "v1") + FILLER)
     env = base_env(
         tmp_path,
         ALERTIK_RULES_FILE=str(rules),
@@ -214,7 +223,8 @@ def test_a_reload_under_a_flood_loses_and_doubles_nothing(
                 n += 1
             if not edited_at and elapsed >= 1.5:
                 write_atomically(
-                    rules, FLOOD_RULE.replace("NAME", "v2").replace("TEXT", "v2")
+                    rules,
+                    FLOOD_RULE.replace("NAME", "v2").replace("TEXT", "v2") + FILLER,
                 )
                 edited_at = time.monotonic()
             if not broken_at and elapsed >= 3.0:
@@ -234,7 +244,7 @@ def test_a_reload_under_a_flood_loses_and_doubles_nothing(
     errors = [line for line in matcher.output.splitlines() if "not reloaded" in line]
     assert len(errors) == 1, matcher.output
     assert f"{rules} line 3, column " in errors[0]
-    assert "the 1 rules in use stay" in errors[0]
+    assert "the 1000 rules in use stay" in errors[0]
     matcher.popen.send_signal(signal.SIGTERM)
     assert matcher.popen.wait(10) == 0
     assert "reloads=1 reload_errors=1" in matcher.output

@@ -570,3 +570,17 @@ def test_the_configuration_gives_notify_every_destination_and_hides_secrets(
     shown = repr(config.redacted(cfg))
     for secret in (SECRET, "secret-path-123", "env-secret"):
         assert secret not in shown
+
+
+def test_a_reload_recompiles_only_the_rules_that_changed(tmp_path: Path) -> None:
+    text = (
+        '[[rules]]\nname = "a"\nregex = "a(b)"\nnotify = "Slack"\n'
+        '[[rules]]\nname = "b"\nregex = "c(d)"\nnotify = "Slack"\n'
+    )
+    before = compiled(tmp_path, text)
+    edited = text.replace("c(d)", "c(e)")
+    after = compile_file(rulesfile.read(write(tmp_path, "\n\n" + edited)), reuse=before)
+    assert after[0].compiled is before[0].compiled
+    assert after[0].where.endswith("line 3, rule 'a'")  # where it is now
+    assert after[1].compiled is not before[1].compiled
+    assert after[1].regex is not None and after[1].regex.pattern == "c(e)"
