@@ -99,18 +99,21 @@ class Cgroup:
 
 
 class Sampler(threading.Thread):
-    """Samples the cgroup's memory every 50 ms; keeps the highest seen."""
+    """Samples the cgroup's memory every 50 ms; keeps the highest seen, in all
+    and of anonymous memory (what a limit cannot reclaim without swap)."""
 
     def __init__(self, cgroup: Cgroup) -> None:
         super().__init__(daemon=True)
         self.cgroup = cgroup
         self.highest = 0
+        self.highest_anon = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
                 self.highest = max(self.highest, self.cgroup.current())
+                self.highest_anon = max(self.highest_anon, self.cgroup.stat()["anon"])
             except OSError:
                 return
             self.stop.wait(0.05)
@@ -217,11 +220,23 @@ def main() -> int:
         drops = h.udp_drops(port)
         sent, elapsed, _, _ = sender.send(port, first, count, args.rate, ALERT_EVERY)
         expected = len([s for s in range(first, first + count) if s % ALERT_EVERY == 0])
-        hook.wait(expected, 120)
+        hook.wait(expected, 60)
         time.sleep(1)
         sampler.stop.set()
         sampler.join()
-        flood_stat = cgroup.stat()
+        try:
+            flood_stat: dict[str, int] | None = cgroup.stat()
+            peak, kills = cgroup.peak(), cgroup.oom_kills()
+        except OSError:  # the container is gone (the OOM killer took pid 1)
+            flood_stat, peak, kills = None, None, None
+        state = engine(
+            args,
+            "inspect",
+            "--format",
+            "{{.State.Status}}, exit code {{.State.ExitCode}}, "
+            "OOM-killed {{.State.OOMKilled}}",
+            container,
+        ).strip()
         seqs = {s for s, _ in hook.arrived if s >= first}
         logs = engine(args, "logs", container)
         restarts = len(
@@ -232,14 +247,23 @@ def main() -> int:
             f"alerts at the webhook {len(seqs)}/{expected}; "
             f"kernel drops at ingest's socket {h.udp_drops(port) - drops:,}"
         )
-        print(
-            f"flood: highest {mib(max(sampler.highest, cgroup.peak() or 0))} "
-            f"(sampled {mib(sampler.highest)}, cgroup peak {mib(cgroup.peak())}); "
-            f"after: anon {mib(flood_stat['anon'])}, file {mib(flood_stat['file'])}, "
-            f"shmem {mib(flood_stat['shmem'])}"
+        after = (
+            "the cgroup is gone"
+            if flood_stat is None
+            else f"after: anon {mib(flood_stat['anon'])}, file "
+            f"{mib(flood_stat['file'])}, shmem {mib(flood_stat['shmem'])}"
         )
-        print(f"OOM kills: {cgroup.oom_kills()}; stage exits: {restarts}")
-        return 0 if len(seqs) == expected and cgroup.oom_kills() == 0 else 1
+        print(
+            f"flood: highest {mib(max(sampler.highest, peak or 0))} "
+            f"(sampled {mib(sampler.highest)}, cgroup peak {mib(peak)}), anon at "
+            f"most {mib(sampler.highest_anon)}; {after}"
+        )
+        print(
+            f"OOM kills: {'unknown' if kills is None else kills}; "
+            f"stage exits: {restarts}; container: {state}; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        )
+        return 0 if len(seqs) == expected and kills == 0 else 1
     finally:
         engine(args, "stop", "-t", "45", container)
         engine(args, "rm", "-f", container)

@@ -56,7 +56,12 @@ base() {  # base DEBIAN_ARCH OCI_ARCH VARIANT: the local debian:trixie-slim
         if [ ! -x "$root/usr/bin/apt-get" ]; then
             echo "build-image: debootstrap $RELEASE for $arch" >&2
             nice -n 10 debootstrap --variant=minbase --arch="$arch" \
-                "$RELEASE" "$root" "$MIRROR" >"$WORK/debootstrap-$arch.log"
+                "$RELEASE" "$root" "$MIRROR" >"$WORK/debootstrap-$arch.log" 2>&1 || {
+                grep '^E:' "$WORK/debootstrap-$arch.log" >&2
+                echo "build-image: debootstrap failed; the log is $WORK/debootstrap-$arch.log" >&2
+                rm -rf "$root"
+                exit 1
+            }
         fi
         rm -f "$root/etc/apt/sources.list"
         {
