@@ -96,7 +96,8 @@ ENV PATH=/opt/alertik/bin:/usr/bin \
 USER 10001:10001
 WORKDIR /var/lib/alertik
 VOLUME ["/var/lib/alertik"]
-EXPOSE 5140/udp 5140/tcp
+# UDP always; TCP with ALERTIK_TCP_PORT=5140, TLS with ALERTIK_TLS_PORT=6514.
+EXPOSE 5140/udp 5140/tcp 6514/tcp
 # alertik health fails once a stage has not answered for 5 s: with a check
 # every 3 s, a frozen stage makes the container unhealthy within about 8.5 s.
 # Each check is a Python process, which is why it is not more often; the start
