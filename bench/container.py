@@ -22,6 +22,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -147,7 +148,11 @@ def engine_run(args: argparse.Namespace, port: int, hook_url: str) -> str:
     for key, value in env.items():
         argv += ["-e", f"{key}={value}"]
     argv.append(args.image)
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    # From /tmp: podman 4.3's conmon leaves a file named "oom" in its working
+    # directory when the OOM killer strikes.
+    out = subprocess.run(
+        argv, check=True, capture_output=True, text=True, cwd=tempfile.gettempdir()
+    ).stdout
     return out.strip().splitlines()[-1]
 
 
