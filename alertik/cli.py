@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from alertik import __version__
@@ -40,7 +39,9 @@ def _config_error(exc: ConfigError) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Validate, then become supervisord running one process per stage."""
+    """Validate, bind the UDP port, then keep supervisord and its stages."""
+    from alertik import run
+
     try:
         cfg, _ = _load()
     except ConfigError as exc:
@@ -53,44 +54,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         setup_logging(cfg.log_level)
         for warning in found:
             log.warning("%s", warning)
-    stages = cfg.stages
-    if args.stages:
-        wanted = tuple(s for s in args.stages.split(",") if s)
-        unknown = [s for s in wanted if s not in STAGES]
-        if unknown:
-            print(
-                f"error: --stages: {', '.join(unknown)} is not a stage; use "
-                + ",".join(STAGES),
-                file=sys.stderr,
-            )
-            return USAGE_EXIT
-        if "forwarder" in wanted and cfg.forwarder is None:
-            print(
-                "error: --stages: forwarder needs FORWARD_HOST and FORWARD_PORT",
-                file=sys.stderr,
-            )
-            return USAGE_EXIT
-        stages = wanted
-    os.makedirs(cfg.run_dir, mode=0o700, exist_ok=True)
-    conf = resources.files("alertik").joinpath("supervisord.conf")
-    env = dict(os.environ)
-    env["ALERTIK_RUN_DIR"] = cfg.run_dir
-    env["ALERTIK_PYTHON"] = sys.executable
-    for stage in STAGES:
-        env[f"ALERTIK_START_{stage.upper()}"] = "true" if stage in stages else "false"
-    with resources.as_file(conf) as path:
-        argv = [
-            sys.executable,
-            "-m",
-            "supervisor.supervisord",
-            "--nodaemon",
-            "--configuration",
-            str(path),
-        ]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(sys.executable, argv, env)
-    return 1  # not reached
+    return run.run(cfg, args)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when every stage of the running alertik answers; else say why."""
+    from alertik import run
+
+    cfg = run.load_for_health()
+    return 1 if cfg is None else run.health(cfg)
 
 
 def cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:
@@ -116,6 +88,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     warnings = 0
     for found in config_mod.warnings():
         print(f"warning: {found}", file=sys.stderr)
+        warnings += 1
+    for problem in run_checks(cfg):
+        print(f"warning: {problem}", file=sys.stderr)
         warnings += 1
     for rule in cfg.rules:
         if rule.match_type != "regex":
@@ -144,6 +119,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def run_checks(cfg: Config) -> list[str]:
+    """What would stop `alertik run` on this host now: ports, directories."""
+    from alertik import run
+
+    return run.preflight(cfg)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -277,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     for stage in STAGES:
         p = sub.add_parser(stage, help=f"run the {stage} stage in the foreground")
         p.set_defaults(func=cmd_stage(stage))
+    p = sub.add_parser(
+        "health",
+        help="exit 0 when every stage of the running alertik answers (for "
+        "HEALTHCHECK); otherwise print what is wrong and exit 1",
+    )
+    p.set_defaults(func=cmd_health)
     p = sub.add_parser("check", help="validate the configuration and print it")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser(

@@ -120,6 +120,9 @@ class IngestConfig(_Frozen, frozen=True, kw_only=True):
     tls_cert: str = ""
     tls_key: str = ""  # empty: the key is in tls_cert
     tls_client_ca: str = ""  # empty: no client certificate asked for
+    # Set by `alertik run` for the stages it starts: the Unix socket where it
+    # hands over the UDP socket it holds (empty: ingest binds its own).
+    listen_socket: str = ""
 
 
 class NotifyConfig(_Frozen, frozen=True, kw_only=True):
@@ -310,6 +313,10 @@ def _check_text(env: Mapping[str, str]) -> None:
         check_utf8(name, env[name])
 
 
+# Not a setting: `alertik run` sets it for the stages it starts.
+LISTEN_SOCKET_VARIABLE = "ALERTIK_LISTEN_SOCKET"
+
+
 def load(environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the whole configuration; raise ConfigError."""
     env = os.environ if environ is None else environ
@@ -329,7 +336,10 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
             "ALERTIK_CURVE_SECRET_KEY",
             "is not set but other CURVE keys are; set this stage's secret key",
         )
-    ingest = IngestConfig(**_section(values, "ingest"))
+    ingest = IngestConfig(
+        **_section(values, "ingest"),
+        listen_socket=env.get(LISTEN_SOCKET_VARIABLE, ""),
+    )
     _check_tls(ingest)
     return Config(
         rules=rules,

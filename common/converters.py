@@ -21,9 +21,10 @@ import msgspec
 
 # Linux's sockaddr_un.sun_path holds 108 bytes, the last one a NUL.
 SUN_PATH_MAX = 107
-# The longest socket name under the run directory: supervisord.conf's
-# supervisor.sock (the stages' ipc sockets, such as tap-forwarder, are shorter).
-LONGEST_SOCKET_NAME = "supervisor.sock"
+# The longest socket name under the run directory: the forwarder's tap (the
+# others, such as listen.sock where `alertik run` hands over the UDP socket,
+# are shorter).
+LONGEST_SOCKET_NAME = "tap-forwarder"
 RUN_DIR_MAX = SUN_PATH_MAX - len(os.sep + LONGEST_SOCKET_NAME)
 
 

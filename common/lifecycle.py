@@ -7,9 +7,10 @@ the same for every stage:
 
 1. open the stage (a configuration error closes what was opened and raises);
 2. log ``<stage> listening on ...``;
-3. poll, hand what is ready to ``stage.turn()``; write the status file every
-   STATUS_EVERY seconds (``alertik health`` reads it); stop when the flag is
-   set or the parent process went away;
+3. poll, hand what is ready to ``stage.turn()``; send a heartbeat with the
+   counters every STATUS_EVERY seconds (``alertik health`` asks the keeper for
+   them); reload on SIGHUP; stop when the flag is set or the parent process
+   went away;
 4. log ``stopping (SIGNAL)``; ``stage.quiesce()`` (no new input from outside);
 5. drain: keep turning until the stage is idle with nothing pending, at most
    ``ALERTIK_DRAIN_SECONDS`` (a second signal skips it), and say so in one error
@@ -50,7 +51,7 @@ HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RELOAD_SIGNAL = signal.SIGHUP
 # While draining, input silent this long means the stage has caught up.
 DRAIN_IDLE_MS = 50
-# How often the status file (liveness and counters) is rewritten.
+# How often a stage tells the keeper it is alive (and its counters).
 STATUS_EVERY = 1.0
 
 T = TypeVar("T")
@@ -283,7 +284,7 @@ def serve(
         stage.finish(deadline)
         wiring.handshakes.flush()
         counters = stage.counters()
-        reporter.remove()
+        reporter.close()
     # The ExitStack closed the sockets (PUSHes flushed within their linger).
     log.info(
         "stopped: %s", " ".join(f"{name}={value}" for name, value in counters.items())

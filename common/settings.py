@@ -68,8 +68,13 @@ def _tempdir() -> str:
 
 
 def _default_run_dir(env: Mapping[str, str], values: Mapping[str, Any]) -> str:
-    base = env.get("XDG_RUNTIME_DIR") or _tempdir()
-    return os.path.join(base, f"alertik-{os.getuid()}")
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, f"alertik-{os.getuid()}")
+    if os.getuid() == 0 and os.path.isdir("/run"):
+        return "/run/alertik"  # root's own; no other user can pre-create it
+    # Checked at start: refused if another user made it or may write it.
+    return os.path.join(_tempdir(), f"alertik-{os.getuid()}")
 
 
 def _default_state_dir(env: Mapping[str, str], values: Mapping[str, Any]) -> str:
@@ -287,8 +292,10 @@ TABLE: tuple[Setting, ...] = (
         convert=Directory(sockets=True),
         compute=_default_run_dir,
         field="run_dir",
-        shown="`$XDG_RUNTIME_DIR/alertik-UID`, else `/tmp/alertik-UID`",
-        help="sockets and pid file; give two instances different ones",
+        shown="`$XDG_RUNTIME_DIR/alertik-UID`, else `/run/alertik` for root, "
+        "else `/tmp/alertik-UID`",
+        help="sockets and pid file; created mode 700, refused if another user "
+        "owns it or may write it; give two instances different ones",
     ),
     Setting(
         name="ALERTIK_STATE_DIR",
@@ -484,9 +491,11 @@ TABLE: tuple[Setting, ...] = (
 BY_NAME = {s.name: s for s in TABLE}
 
 # alertik's own, though not settings: `alertik run` sets these for
-# supervisord.conf, and `alertik keygen` prints the public key for the peers.
+# supervisord.conf, its keeper and the stages, and `alertik keygen` prints the
+# public key for the peers.
 NOT_SETTINGS = frozenset(
-    {"ALERTIK_PYTHON", "ALERTIK_CURVE_PUBLIC_KEY"}
+    {"ALERTIK_PYTHON", "ALERTIK_CURVE_PUBLIC_KEY", "ALERTIK_LISTEN_SOCKET"}
+    | {"ALERTIK_KEEPER_UDP_FD"}
     | {f"ALERTIK_START_{stage.upper()}" for stage in STAGES}
 )
 

@@ -1,95 +1,70 @@
-"""Status files: each running stage says, every second, that it is alive.
+"""Heartbeats: each running stage tells the keeper, every second, that it is alive.
 
-A stage's loop rewrites ``<run dir>/status-<stage>.json`` (pid, when it
-started, when it last wrote, its counters) about once a second. A stage that
-is frozen (SIGSTOP, a deadlock, a loop that never returns) stops rewriting it,
-so its age tells ``alertik health`` what supervisord's RUNNING cannot. The
-file is replaced atomically (write, then rename), so a reader never sees half
-of one; the run directory is memory (tmpfs) in a container, so this costs no
-flash writes.
+A stage's loop sends one datagram a second to ``<run dir>/keeper.sock``, the
+socket of ``alertik run``'s keeper: its name, pid, when it started and its
+counters. A stage that is frozen (SIGSTOP, a deadlock, a loop that never
+returns) stops sending, so the age of its last heartbeat tells
+``alertik health`` what supervisord's RUNNING cannot. Nothing is written to
+disk: on a router the run directory may be flash.
+
+A stage started without the keeper (``alertik ingest`` in a terminal) sends
+into nothing; that costs one failed system call a second.
+
+Datagram: ``<stage>\\n<JSON status>``. A query is a datagram starting with
+``?`` from a socket bound to an address of its own; the keeper answers with
+``{"stages": {name: {"age": seconds, "status": {...}}}, "expected": [...]}``.
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import os
+import socket
 import time
+from typing import Any
 
-import msgspec
-
-log = logging.getLogger(__name__)
-
-
-class Status(msgspec.Struct, frozen=True, kw_only=True):
-    stage: str
-    pid: int
-    started: float  # wall-clock seconds since the epoch
-    updated: float
-    counters: dict[str, int]
+KEEPER_SOCKET = "keeper.sock"
+QUERY = b"?"
+# Heartbeats older than this mean the stage is not responding: five missed
+# beats, so that a stage busy for a few seconds (a huge batch) is not flagged.
+STALE_SECONDS = 5.0
 
 
-_ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(Status)
-
-
-def path(run_dir: str, stage: str) -> str:
-    return os.path.join(run_dir, f"status-{stage}.json")
+def keeper_path(run_dir: str) -> str:
+    return os.path.join(run_dir, KEEPER_SOCKET)
 
 
 class Reporter:
-    """Writes one stage's status file; a failure to write is logged once."""
+    """Sends one stage's heartbeat; never blocks, never fails the stage."""
 
     def __init__(self, run_dir: str, stage: str) -> None:
-        self.path = path(run_dir, stage)
+        self.path = keeper_path(run_dir)
         self.stage = stage
         self.started = time.time()
-        self._failed = False
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
 
-    def write(self, counters: dict[str, int]) -> None:
-        data = _ENCODER.encode(
-            Status(
-                stage=self.stage,
-                pid=os.getpid(),
-                started=self.started,
-                updated=time.time(),
-                counters=counters,
-            )
-        )
-        temp = f"{self.path}.{os.getpid()}.tmp"
+    def write(self, counters: dict[str, Any]) -> None:
+        status = {
+            "pid": os.getpid(),
+            "started": self.started,
+            "counters": counters,
+        }
+        payload = self.stage.encode() + b"\n" + json.dumps(status).encode()
         try:
-            # O_NOFOLLOW: a link planted in the run directory is not followed.
-            fd = os.open(
-                temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600
-            )
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(temp, self.path)
-            self._failed = False
-        except OSError as exc:
-            if not self._failed:
-                log.warning(
-                    "cannot write %s (%s): alertik health will report this stage "
-                    "as not responding",
-                    self.path,
-                    exc.strerror or exc,
-                )
-            self._failed = True
+            self._sock.sendto(payload, self.path)
+        except OSError:
+            pass  # no keeper (a stage run alone), or its queue is full
 
-    def remove(self) -> None:
-        """Say this stage is gone (at a clean stop)."""
-        for name in (self.path, f"{self.path}.{os.getpid()}.tmp"):
-            try:
-                os.unlink(name)
-            except OSError:
-                pass
+    def close(self) -> None:
+        self._sock.close()
 
 
-def read(run_dir: str, stage: str) -> Status | None:
-    """The last status a stage wrote, or None if there is none (or it is bad)."""
-    try:
-        with open(path(run_dir, stage), "rb") as f:
-            return _DECODER.decode(f.read())
-    except (OSError, msgspec.DecodeError):
-        return None
+def query(run_dir: str, timeout: float = 2.0) -> dict[str, Any]:
+    """Ask the keeper what it knows; OSError or TimeoutError if it does not say."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("")  # an address of our own (Linux picks one) for the answer
+        sock.settimeout(timeout)
+        sock.sendto(QUERY, keeper_path(run_dir))
+        answer: dict[str, Any] = json.loads(sock.recv(1 << 20))
+        return answer

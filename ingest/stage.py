@@ -6,18 +6,15 @@ router only has to be copied out of the kernel's buffer into ZeroMQ's queue.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import logging
 import os
-import socket
-import sys
 import time
 
 import zmq
 
 from alertik.common import sockets
-from alertik.common.config import Config, ConfigError, IngestConfig
+from alertik.common.config import Config, ConfigError
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
 from alertik.common.net import host_port, unmapped
 from alertik.common.schema import ENCODER, SyslogEvent
@@ -25,30 +22,12 @@ from alertik.common.text import truncate_utf8
 from alertik.common.throttle import Throttled
 from alertik.common.tls import describe as describe_tls, server_context
 from alertik.ingest.allow import AllowList
-from alertik.ingest.listen import open_socket
+from alertik.ingest.listen import listen_error, open_udp, take_udp
 from alertik.ingest.tcp import TcpListener, fit_descriptors
 from alertik.ingest.tls import TlsListener
 
 log = logging.getLogger(__name__)
 
-# Kernel receive buffer asked for: the queue in front of ingest, the one
-# place a burst waits when it comes faster than Python can read (a sender
-# flat out on loopback is four times faster than a bare recvfrom loop). The
-# kernel doubles the figure and charges each datagram's whole buffer, about
-# 1,280 bytes for a 200-byte RouterOS line: 64 MiB holds ~100,000 lines even
-# if ingest read none of them meanwhile. It is memory only while it is full,
-# and the kernel's net.ipv4.udp_mem (about 18% of RAM for all UDP sockets
-# together) still caps it on a small router.
-RCVBUF_BYTES = 64 * 1024 * 1024
-# What the kernel charges the buffer for one 200-byte line (see above).
-LINE_CHARGE_BYTES = 1280
-# SO_RCVBUFFORCE passes the net.core.rmem_max cap (often 208 KiB, at most a
-# few MiB) when we have CAP_NET_ADMIN (Docker drops it unless run with
-# --cap-add NET_ADMIN); Python's socket module does not name it, Linux
-# numbers it 33.
-SO_RCVBUFFORCE: int | None = getattr(
-    socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None
-)
 # Largest UDP payload over IPv4/IPv6 without jumbograms.
 UDP_MAX = 65535
 # Datagrams taken per wake-up before polling again, so TCP clients and the
@@ -61,49 +40,6 @@ BATCH = 512
 # meanwhile (200 of them at 200,000/s). A trickle is never delayed.
 COALESCE_FROM = 4
 COALESCE_SECONDS = 0.001
-
-
-def open_udp(cfg: IngestConfig) -> socket.socket:
-    """Bind the UDP listener with a large kernel buffer, non-blocking."""
-    sock = open_socket(cfg.bind, cfg.udp_port, socket.SOCK_DGRAM)
-    for opt in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
-        if opt is None:
-            continue
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, opt, RCVBUF_BYTES)
-            break
-        except OSError:
-            continue
-    sock.setblocking(False)
-    got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-    if got < RCVBUF_BYTES:  # Linux reports twice what it was asked for
-        log.info(
-            "udp receive buffer is %d KiB of the %d KiB asked (net.core.rmem_max "
-            "caps it without CAP_NET_ADMIN): a burst of more than about %d "
-            "lines may be lost; raise net.core.rmem_max or grant CAP_NET_ADMIN",
-            got // 1024,
-            RCVBUF_BYTES // 1024,
-            got // LINE_CHARGE_BYTES,
-        )
-    return sock
-
-
-def listen_error(kind: str, bind: str, port: int, exc: OSError) -> ConfigError:
-    """Why a listener could not bind, naming the variable to change."""
-    shown = host_port(bind, port)
-    reason = exc.strerror or str(exc)
-    if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-        variable = f"ALERTIK_{kind.upper()}_PORT"
-        return ConfigError(
-            variable,
-            f"cannot listen on {kind} {shown}: {reason}; choose another port "
-            "(below 1024 needs root)",
-        )
-    return ConfigError(
-        "ALERTIK_BIND",
-        f"cannot listen on {kind} {shown}: {reason}; use an address of this "
-        "host, :: or 0.0.0.0",
-    )
 
 
 class Ingest(Stage):
@@ -133,12 +69,25 @@ class Ingest(Stage):
         if cfg.forwarder is not None:
             self.to_forwarder = wiring.push("forwarder")
         # Opened last, so closed first: no new input while the PUSHes flush.
-        try:
-            self.udp = wiring.hold(open_udp(cfg.ingest))
-        except OSError as exc:
-            raise listen_error(
-                "udp", cfg.ingest.bind, cfg.ingest.udp_port, exc
-            ) from None
+        if cfg.ingest.listen_socket:
+            # alertik run holds the socket, so datagrams wait in the kernel
+            # while this process restarts.
+            try:
+                udp = take_udp(cfg.ingest.listen_socket)
+            except OSError as exc:
+                raise RuntimeError(
+                    f"cannot take the UDP socket from alertik run at "
+                    f"{cfg.ingest.listen_socket}: {exc}"
+                ) from None
+            udp.setblocking(False)
+        else:
+            try:
+                udp = open_udp(cfg.ingest.bind, cfg.ingest.udp_port)
+            except OSError as exc:
+                raise listen_error(
+                    "udp", cfg.ingest.bind, cfg.ingest.udp_port, exc
+                ) from None
+        self.udp = wiring.hold(udp)
         self.udp_fd = self.udp.fileno()
         wiring.watch(self.udp_fd)
         streams = (cfg.ingest.tcp_port is not None) + (cfg.ingest.tls_port is not None)

@@ -263,6 +263,26 @@ def processes() -> dict[int, tuple[int, list[bytes]]]:
     return table
 
 
+def stage_pids(pid: int) -> dict[str, int]:
+    """The stage processes below pid (alertik run: keeper, supervisord, stages)."""
+    table = processes()
+    found = {}
+    for child in children_of(pid):
+        argv = table.get(child, (0, []))[1]
+        if argv[-2:-1] == [b"alertik"]:
+            found[argv[-1].decode()] = child
+    return found
+
+
+def supervisord_pid(pid: int) -> int:
+    """The supervisord below `alertik run`'s keeper."""
+    table = processes()
+    for child in children_of(pid):
+        if b"supervisor.supervisord" in table.get(child, (0, []))[1]:
+            return child
+    raise AssertionError(f"no supervisord under {pid}")
+
+
 def children_of(pid: int) -> list[int]:
     """Every live descendant of pid, for checking nothing is left."""
     table = processes()

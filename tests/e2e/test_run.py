@@ -18,9 +18,9 @@ from tests.conftest import (
     Proc,
     WebhookServer,
     base_env,
-    children_of,
     events_env,
     send_udp,
+    stage_pids,
     udp_port_of,
     wait_for,
 )
@@ -58,7 +58,7 @@ def test_run_delivers_alertik_texts_as_json_and_stops_cleanly(
     for stage in ("notify", "matcher", "ingest"):
         run.wait_line(f"success: {stage} entered RUNNING state")
     assert "forwarder entered RUNNING" not in run.output
-    pids = children_of(run.popen.pid)
+    pids = list(stage_pids(run.popen.pid).values())
     assert len(pids) == 3, run.output
     lines = [
         b"system,error,critical login failure for user admin from 192.0.2.1 via ssh",

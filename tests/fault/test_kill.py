@@ -34,8 +34,9 @@ from tests.conftest import (
     Proc,
     WebhookServer,
     base_env,
+    children_of,
     events_env,
-    processes,
+    stage_pids,
     udp_port_of,
     wait_for,
 )
@@ -121,24 +122,20 @@ class Target(threading.Thread):
         self.sock.close()
 
 
-def children(pid: int) -> dict[int, list[bytes]]:
-    """The live child processes of pid and their argv."""
-    return {c: argv for c, (parent, argv) in processes().items() if parent == pid}
-
-
 def stage_pid(run: Proc, stage: str) -> int:
     """The pid of one stage under the supervisord that run started."""
-    for pid, argv in children(run.popen.pid).items():
-        if argv[-2:] == [b"alertik", stage.encode()]:
-            return pid
-    pytest.fail(f"no {stage} process under supervisord:\n{run.output}")
+    pid = stage_pids(run.popen.pid).get(stage)
+    if pid is None:
+        pytest.fail(f"no {stage} process under supervisord:\n{run.output}")
+    return pid
 
 
 def kill_stages(run: Proc) -> None:
-    """SIGKILL supervisord, then every stage it left: it gives each its own
-    process group, so killing its group (the spawn fixture) orphans them."""
-    stages = children(run.popen.pid)
-    for pid in [run.popen.pid, *stages]:  # supervisord first: no respawn
+    """SIGKILL alertik run's keeper and supervisord, then every stage they
+    left: supervisord gives each its own process group, so killing its group
+    (the spawn fixture) orphans them."""
+    stages = children_of(run.popen.pid)
+    for pid in [run.popen.pid, *stages]:  # the keeper first: no respawn
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -30,6 +30,7 @@ from tests.conftest import (
     Proc,
     WebhookServer,
     base_env,
+    children_of,
     events_env,
     send_udp,
     udp_port_of,
@@ -57,26 +58,13 @@ def namespaces_work() -> bool:
 NAMESPACES = namespaces_work()
 
 
-def stages_of(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        kids.append(int(entry))
-            except OSError:
-                continue
-    return kids
-
-
 @pytest.fixture
 def runs() -> Iterator[list[Proc]]:
     """Processes to kill at teardown: supervisord first, then its stages."""
     procs: list[Proc] = []
     yield procs
     for proc in procs:
-        stages = stages_of(proc.popen.pid)
+        stages = children_of(proc.popen.pid)
         for pid in [proc.popen.pid, *stages]:
             try:
                 os.kill(pid, signal.SIGKILL)

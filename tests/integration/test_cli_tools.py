@@ -269,3 +269,24 @@ def test_send_test_reaches_a_destination_named_in_the_rules_file(
     unknown = alertik("send-test", "nope", env=env)
     assert unknown.returncode == 2
     assert "is not a configured destination nor a notifier" in unknown.stderr
+
+
+def test_check_says_when_the_udp_port_is_taken_or_a_directory_not_writable(
+    tmp_path: Path,
+) -> None:
+    """What would stop `alertik run` on this host is said before it runs."""
+    import socket
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        env = base_env(
+            tmp_path,
+            ALERTIK_UDP_PORT=str(taken.getsockname()[1]),
+            ALERTIK_STATE_DIR=str(blocked / "state"),
+        )
+        proc = alertik("check", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: ALERTIK_UDP_PORT: cannot listen on udp" in proc.stderr
+    assert f"warning: ALERTIK_STATE_DIR: {blocked} is not writable" in proc.stderr
