@@ -40,8 +40,8 @@ from tests.conftest import (
     base_env,
     children_of,
     events_env,
-    processes,
     send_udp,
+    stage_pids,
     udp_port_of,
     wait_for,
 )
@@ -107,10 +107,10 @@ def start(runs: list[Proc], env: dict[str, str], mount: str = "") -> Proc:
 
 
 def notify_pid(run: Proc) -> int:
-    for pid, (parent, argv) in processes().items():
-        if parent == run.popen.pid and argv[-2:] == [b"alertik", b"notify"]:
-            return pid
-    pytest.fail(f"no notify under supervisord:\n{run.output}")
+    pid = stage_pids(run.popen.pid).get("notify")
+    if pid is None:
+        pytest.fail(f"no notify under supervisord:\n{run.output}")
+    return pid
 
 
 def distinct(run: Proc, needle: str) -> int:

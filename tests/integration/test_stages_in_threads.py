@@ -7,6 +7,8 @@ sockets around the stage, sets the flag, and looks at what came out.
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -37,12 +40,37 @@ from tests.conftest import WebhookServer, base_env, events_env, wait_for
 LOGIN = b"system,error,critical login failure for user admin from 192.0.2.7 via ssh"
 
 
+class Keeper:
+    """Stands in for alertik run's keeper: collects the heartbeats of stages."""
+
+    def __init__(self, run_dir: str) -> None:
+        os.makedirs(run_dir, exist_ok=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(status.keeper_path(run_dir))
+        self.sock.settimeout(0.05)
+        self.beats: list[tuple[str, dict[str, Any]]] = []
+
+    def heard(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every heartbeat so far: (stage, status)."""
+        while True:
+            try:
+                data = self.sock.recv(1 << 20)
+            except TimeoutError:
+                return self.beats
+            stage, _, body = data.partition(b"\n")
+            self.beats.append((stage.decode(), json.loads(body)))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class Running:
     """A stage served in a thread; stop() sets the flag and waits for the end."""
 
     def __init__(self, stage: Stage, cfg: config.Config) -> None:
         self.stage = stage
         self.cfg = cfg
+        self.keeper = Keeper(cfg.run_dir)
         self.flag = StopFlag()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._serve, args=(cfg,), daemon=True)
@@ -55,9 +83,9 @@ class Running:
             self.error = exc
 
     def opened(self) -> None:
-        """Wait until the stage is open and serving (its first status file)."""
+        """Wait until the stage is open and serving (its first heartbeat)."""
         wait_for(
-            lambda: status.read(self.cfg.run_dir, self.stage.name) or self.error,
+            lambda: self.keeper.heard() or self.error,
             what=f"{self.stage.name} to open",
         )
         if self.error is not None:
@@ -69,6 +97,7 @@ class Running:
         self.flag.set()
         self.thread.join(timeout)
         assert not self.thread.is_alive(), f"{self.stage.name} did not stop"
+        self.keeper.close()
         if self.error is not None:
             raise self.error
         return time.monotonic() - started
@@ -212,20 +241,18 @@ def test_the_forwarder_in_a_thread_relays_raw_bytes(
         sender.close()
 
 
-def test_a_stage_writes_a_status_file_while_running_and_removes_it_at_stop(
+def test_a_running_stage_sends_a_heartbeat_with_its_counters_every_second(
     tmp_path: Path,
 ) -> None:
     cfg = load(tmp_path)
     running = Running(Matcher(cfg), cfg)
-    first = wait_for(lambda: status.read(cfg.run_dir, "matcher"), what="status")
-    assert first.counters["handled"] == 0
-    later = wait_for(
-        lambda: (s := status.read(cfg.run_dir, "matcher")) and s.updated > first.updated
-        and s, what="a newer status",
-    )  # fmt: skip
-    assert later.started == first.started
+    wait_for(lambda: len(running.keeper.heard()) >= 3, what="three heartbeats")
+    (stage, first), *_, (_, third) = running.keeper.heard()
+    assert stage == "matcher"
+    assert first["pid"] == os.getpid()
+    assert first["counters"]["handled"] == 0
+    assert third["started"] == first["started"]
     running.stop()
-    assert status.read(cfg.run_dir, "matcher") is None
 
 
 def test_a_configuration_error_while_opening_closes_what_was_opened(
@@ -239,6 +266,7 @@ def test_a_configuration_error_while_opening_closes_what_was_opened(
         cfg = load(tmp_path, ALERTIK_UDP_PORT=str(taken.getsockname()[1]))
         running = Running(Ingest(cfg), cfg)
         running.thread.join(10)
+        running.keeper.close()
         assert not running.thread.is_alive()
         assert isinstance(running.error, ConfigError)
         assert running.error.variable == "ALERTIK_UDP_PORT"

@@ -38,7 +38,7 @@ from tests.conftest import REPO
 SECTIONS: dict[str, tuple[type[msgspec.Struct], set[str]]] = {
     "": (config.Config, {"rules", "static_rules", "ingest", "notify", "forwarder",
                          "endpoints", "curve", "rules_file"}),
-    "ingest": (config.IngestConfig, set()),
+    "ingest": (config.IngestConfig, {"listen_socket"}),
     "notify": (config.NotifyConfig, {"destinations"}),
     "forwarder": (config.ForwarderConfig, {"host", "port"}),
     "endpoints": (config.Endpoints, set()),
