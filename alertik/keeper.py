@@ -88,6 +88,7 @@ class Keeper:
         self.children_left = True
         self._partial = b""
         self.beats: dict[str, tuple[float, bytes]] = {}  # stage -> (when, status)
+        self.serving: dict[str, int] = {}  # stage -> pid that sent a heartbeat
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._signals: list[int] = []
@@ -224,7 +225,12 @@ class Keeper:
                     pass
                 continue
             stage, _, status = data.partition(b"\n")
-            self.beats[stage.decode("ascii", "replace")] = (time.monotonic(), status)
+            name = stage.decode("ascii", "replace")
+            self.beats[name] = (time.monotonic(), status)
+            try:
+                self.serving[name] = int(json.loads(status)["pid"])
+            except (ValueError, KeyError, TypeError):
+                pass
 
     def _answer(self, env: dict[str, str]) -> bytes:
         now = time.monotonic()
@@ -264,9 +270,21 @@ class Keeper:
         while self._signals:
             signum = self._signals.pop(0)
             if signum == signal.SIGHUP:
-                running = sorted(self.pids)
-                self.say("INFO", f"reload: passing SIGHUP to {', '.join(running)}")
-                for pid in self.pids.values():
+                # Only to stages that are serving (a heartbeat came from that
+                # very process): one still starting has no handler yet, and
+                # SIGHUP would kill it; it reads everything afresh anyway.
+                ready = {
+                    stage: pid
+                    for stage, pid in self.pids.items()
+                    if self.serving.get(stage) == pid
+                }
+                starting = sorted(set(self.pids) - set(ready))
+                self.say(
+                    "INFO",
+                    f"reload: passing SIGHUP to {', '.join(sorted(ready)) or 'none'}"
+                    + (f" ({', '.join(starting)} still starting)" if starting else ""),
+                )
+                for pid in ready.values():
                     try:
                         os.kill(pid, signal.SIGHUP)
                     except ProcessLookupError:
@@ -306,6 +324,7 @@ class Keeper:
             signal.signal(sig, self._on_signal)
         server = self._listen()
         beats = self._bind_heartbeats()
+        env = {**env, "ALERTIK_KEEPER_PID": str(os.getpid())}
         if server is not None:
             env = {**env, "ALERTIK_LISTEN_SOCKET": server.getsockname()}
         out_r, out_w = os.pipe()

@@ -164,6 +164,9 @@ class Config(_Frozen, frozen=True, kw_only=True):
     drain_seconds: float
     spool_max_count: int
     rule_keys_max: int
+    # Set by `alertik run` for what it starts: its keeper's pid. A stage whose
+    # parent becomes the keeper has lost its supervisord and stops.
+    keeper_pid: int = 0
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -315,6 +318,7 @@ def _check_text(env: Mapping[str, str]) -> None:
 
 # Not a setting: `alertik run` sets it for the stages it starts.
 LISTEN_SOCKET_VARIABLE = "ALERTIK_LISTEN_SOCKET"
+KEEPER_PID_VARIABLE = "ALERTIK_KEEPER_PID"
 
 
 def load(environ: Mapping[str, str] | None = None) -> Config:
@@ -350,8 +354,14 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         forwarder=_forwarder(env, _section(values, "forwarder")),
         endpoints=Endpoints(**_section(values, "endpoints")),
         curve=curve,
+        keeper_pid=_keeper_pid(env),
         **{k: v for k, v in values.items() if "." not in k},
     )
+
+
+def _keeper_pid(env: Mapping[str, str]) -> int:
+    text = env.get(KEEPER_PID_VARIABLE, "")
+    return int(text) if text.isascii() and text.isdigit() else 0
 
 
 def _check_tls(ingest: IngestConfig) -> None:

@@ -273,7 +273,7 @@ def serve(
             if now >= next_status:
                 next_status = now + STATUS_EVERY
                 reporter.write(stage.counters())
-                if parent is not None and os.getppid() != parent:
+                if _orphaned(parent, cfg.keeper_pid):
                     log.warning("parent process %d went away", parent)
                     stop.set("parent gone")
         log.info("stopping (%s)", stop.signal_name or "requested")
@@ -289,6 +289,19 @@ def serve(
     log.info(
         "stopped: %s", " ".join(f"{name}={value}" for name, value in counters.items())
     )
+
+
+def _orphaned(parent: int | None, keeper: int) -> bool:
+    """Whether the process that started this stage is gone.
+
+    Under alertik run a stage's parent is supervisord, never the keeper: a
+    stage adopted by the keeper (its subreaper) lost its supervisord, even if
+    that happened before the stage could note who its parent was.
+    """
+    if parent is None:
+        return False
+    now = os.getppid()
+    return now != parent or (keeper != 0 and now == keeper)
 
 
 def _drain(stage: Stage, wiring: Wiring, deadline: float, stop: StopFlag) -> None:

@@ -495,7 +495,7 @@ BY_NAME = {s.name: s for s in TABLE}
 # public key for the peers.
 NOT_SETTINGS = frozenset(
     {"ALERTIK_PYTHON", "ALERTIK_CURVE_PUBLIC_KEY", "ALERTIK_LISTEN_SOCKET"}
-    | {"ALERTIK_KEEPER_UDP_FD"}
+    | {"ALERTIK_KEEPER_UDP_FD", "ALERTIK_KEEPER_PID"}
     | {f"ALERTIK_START_{stage.upper()}" for stage in STAGES}
 )
 

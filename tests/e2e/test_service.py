@@ -236,8 +236,11 @@ def test_health_fails_within_ten_seconds_of_a_frozen_stage_and_recovers(
 def test_sighup_reloads_the_stages_instead_of_restarting_them(
     tmp_path: Path, spawn: Callable[..., Proc]
 ) -> None:
-    run = spawn("run", env=base_env(tmp_path))
+    env = base_env(tmp_path)
+    run = spawn("run", env=env)
     run.wait_line("success: ingest entered RUNNING state")
+    healthy = [sys.executable, "-m", "alertik", "health"]
+    wait_for(lambda: subprocess.run(healthy, env=env).returncode == 0, 15, "health")
     before = stage_pids(run.popen.pid)
     run.popen.send_signal(signal.SIGHUP)
     for pid in before.values():

@@ -88,8 +88,12 @@ def test_a_frozen_notify_stops_neither_the_archive_nor_matching_and_loses_nothin
             def archived() -> int:
                 return log.read_bytes().count(b"login failure for user")
 
-            wait_for(lambda: archived() >= LINES, 60, "every line in the archive")
-            print(f"\n{archived()} of {LINES} lines archived while notify was frozen")
+            try:
+                wait_for(lambda: archived() >= LINES, 60, "every line archived")
+            except BaseException:
+                print(f"\n{archived()} archived; the run said:\n{run.output[-3000:]}")
+                raise
+            print(f"{archived()} of {LINES} lines archived while notify was frozen")
         finally:
             os.kill(notify, signal.SIGCONT)
         wait_for(lambda: len(delivered(webhook)) >= LINES, 60, "every alert")

@@ -37,7 +37,7 @@ from tests.conftest import REPO
 # The Config sections the table fills, and the fields filled elsewhere.
 SECTIONS: dict[str, tuple[type[msgspec.Struct], set[str]]] = {
     "": (config.Config, {"rules", "static_rules", "ingest", "notify", "forwarder",
-                         "endpoints", "curve", "rules_file"}),
+                         "endpoints", "curve", "rules_file", "keeper_pid"}),
     "ingest": (config.IngestConfig, {"listen_socket"}),
     "notify": (config.NotifyConfig, {"destinations"}),
     "forwarder": (config.ForwarderConfig, {"host", "port"}),
