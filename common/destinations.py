@@ -103,6 +103,10 @@ def url_problem(url: str) -> str | None:
         return "is not a valid URL; check its value"
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return "is not an http:// or https:// URL; check its value"
+    if "\\" in parts.netloc:
+        # The HTTP library takes a backslash for the start of the path:
+        # https://a\b@host/ would go to host "a", not "host".
+        return "has a backslash before its path; check its value"
     if port == 0:
         return "has an invalid port; use a number from 1 to 65535"
     host = parts.hostname or ""

@@ -191,6 +191,15 @@ PIECES = st.sampled_from(
 )  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "url", ["https://\\@0", "https://a\\b@host.test/", "https://\u00b7\\@0"]
+)
+def test_a_backslash_before_the_path_is_refused(url: str) -> None:
+    """The HTTP library reads it as the start of the path: the request would
+    go to another host than the one checked (found by the property below)."""
+    assert url_problem(url) == "has a backslash before its path; check its value"
+
+
 @settings(max_examples=500, deadline=None)
 @given(
     st.lists(PIECES, max_size=8).map("".join)
