@@ -59,10 +59,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 when every stage of the running alertik answers; else say why."""
-    from alertik import run
+    from alertik import health
 
-    cfg = run.load_for_health()
-    return 1 if cfg is None else run.health(cfg)
+    return health.main()
 
 
 def cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:

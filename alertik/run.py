@@ -16,7 +16,6 @@ import stat
 import sys
 from importlib import resources
 
-from alertik.common import config as config_mod, status
 from alertik.common.config import STAGES, Config, ConfigError
 
 log = logging.getLogger("alertik.run")
@@ -145,43 +144,3 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os.execve(sys.executable, argv, env)
     return 1  # not reached
-
-
-def health(cfg: Config) -> int:
-    """Exit 0 when every stage `alertik run` started is running and answering."""
-    try:
-        answer = status.query(cfg.run_dir)
-    except (OSError, ValueError) as exc:
-        print(
-            f"unhealthy: alertik run is not answering at "
-            f"{status.keeper_path(cfg.run_dir)} ({exc}); is it running with this "
-            "ALERTIK_RUN_DIR?"
-        )
-        return 1
-    problems = []
-    if answer.get("failure"):
-        problems.append(f"stopping: {answer['failure']}")
-    for stage in answer["expected"]:
-        seen = answer["stages"].get(stage)
-        if seen is None:
-            problems.append(f"{stage} has not started yet")
-        elif seen["pid"] is None:
-            problems.append(f"{stage} is not running")
-        elif seen["age"] > status.STALE_SECONDS:
-            problems.append(
-                f"{stage} (pid {seen['status']['pid']}) has not answered for "
-                f"{seen['age']:.0f} s"
-            )
-    if problems:
-        print("unhealthy: " + "; ".join(problems))
-        return 1
-    print("healthy: " + ", ".join(answer["expected"]) + " running and answering")
-    return 0
-
-
-def load_for_health() -> Config | None:
-    try:
-        return config_mod.load()
-    except ConfigError as exc:
-        print(f"unhealthy: configuration error: {exc}")
-        return None

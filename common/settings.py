@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from alertik.common import paths
 from alertik.common.converters import (
     Address,
     Boolean,
@@ -68,13 +69,7 @@ def _tempdir() -> str:
 
 
 def _default_run_dir(env: Mapping[str, str], values: Mapping[str, Any]) -> str:
-    runtime = env.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return os.path.join(runtime, f"alertik-{os.getuid()}")
-    if os.getuid() == 0 and os.path.isdir("/run"):
-        return "/run/alertik"  # root's own; no other user can pre-create it
-    # Checked at start: refused if another user made it or may write it.
-    return os.path.join(_tempdir(), f"alertik-{os.getuid()}")
+    return paths.default_run_dir(env)
 
 
 def _default_state_dir(env: Mapping[str, str], values: Mapping[str, Any]) -> str:

@@ -290,3 +290,21 @@ def test_check_says_when_the_udp_port_is_taken_or_a_directory_not_writable(
     assert proc.returncode == 0, proc.stderr
     assert "warning: ALERTIK_UDP_PORT: cannot listen on udp" in proc.stderr
     assert f"warning: ALERTIK_STATE_DIR: {blocked} is not writable" in proc.stderr
+
+
+def test_health_stays_light_it_imports_neither_the_configuration_nor_argparse(
+    tmp_path: Path,
+) -> None:
+    """A container runs it every few seconds (HEALTHCHECK)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "alertik", "health"],
+        env=base_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("unhealthy: alertik run is not answering at ")
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()}
+    assert "alertik.health" in imported
+    assert not {"alertik.common.config", "argparse", "msgspec"} & imported
