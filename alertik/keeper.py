@@ -50,7 +50,7 @@ ORPHANS_WAIT_SECONDS = 15.0
 UDP_REQUEST = b"udp"
 # Where stages send heartbeats and `alertik health` asks (common/status.py).
 KEEPER_SOCKET = "keeper.sock"
-STAGES = ("ingest", "matcher", "notify", "forwarder")
+STAGES = ("ingest", "matcher", "notify", "forwarder", "web")
 
 _SPAWNED = re.compile(r"spawned: '(\w+)' with pid (\d+)")
 _EXITED = re.compile(r"exited: (\w+) \((.*); (not )?expected\)")
@@ -82,6 +82,7 @@ class Keeper:
         self.loop_since: dict[str, float] = {}  # first crash of a crash loop
         self.last_error: dict[int, str] = {}  # pid -> its last error line
         self.last_pid: dict[str, int] = {}  # stage -> its latest pid
+        self.spawns: dict[str, int] = {}  # stage -> times supervisord started it
         self.config_errors: dict[str, int] = {}  # stage -> exits with status 2
         self.failure = ""  # why the keeper is stopping everything
         self.stopping = False
@@ -131,6 +132,7 @@ class Keeper:
         if m := _SPAWNED.search(line):
             stage, pid = m.group(1), int(m.group(2))
             self.pids[stage] = self.last_pid[stage] = pid
+            self.spawns[stage] = self.spawns.get(stage, 0) + 1
             self.spawned_at[stage] = now
         elif m := _STAGE_LINE.search(line):
             self.last_error[int(m.group(1))] = m.group(3)
@@ -246,7 +248,12 @@ class Keeper:
             s for s in STAGES if env.get(f"ALERTIK_START_{s.upper()}") == "true"
         ]
         return json.dumps(
-            {"stages": stages, "expected": expected, "failure": self.failure}
+            {
+                "stages": stages,
+                "expected": expected,
+                "failure": self.failure,
+                "spawns": self.spawns,
+            }
         ).encode()
 
     # -- signals and children ------------------------------------------------

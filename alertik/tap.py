@@ -36,7 +36,7 @@ import msgspec
 import zmq
 
 from alertik.common import config as config_mod, sockets
-from alertik.common.config import STAGES, ConfigError
+from alertik.common.config import PIPELINE, ConfigError
 from alertik.common.lifecycle import StopFlag, capture_signals
 from alertik.common.schema import JSON_ENCODER, MESSAGE_DECODER, SyslogEvent
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         "until interrupted. The tap endpoint comes from ALERTIK_<STAGE>_TAP "
         "(default: ipc under ALERTIK_RUN_DIR) unless --run-dir or --addr is given.",
     )
-    parser.add_argument("stage", choices=STAGES, help="the stage to watch")
+    parser.add_argument("stage", choices=PIPELINE, help="the stage to watch")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--run-dir", metavar="DIR", help="the run dir of the stage (ipc taps)"

@@ -49,7 +49,7 @@ from alertik.common.events import (
     StaticRule,
 )
 from alertik.common.rulesfile import RulesFile
-from alertik.common.settings import DEFAULT_TIME_SUFFIX, STAGES
+from alertik.common.settings import DEFAULT_TIME_SUFFIX, PIPELINE, STAGES
 
 __all__ = [
     "DEFAULT_TIME_SUFFIX",
@@ -57,6 +57,7 @@ __all__ = [
     "MATCH_TYPES",
     "MAX_EVENTS",
     "NOTIFIERS",
+    "PIPELINE",
     "STAGES",
     "STATIC_EVENT_COUNT",
     "Config",
@@ -71,6 +72,7 @@ __all__ = [
     "Rule",
     "RulesFile",
     "StaticRule",
+    "WebConfig",
     "is_own_variable",
     "load",
     "redacted",
@@ -144,6 +146,15 @@ class ForwarderConfig(_Frozen, frozen=True, kw_only=True):
     resolve_seconds: float
 
 
+class WebConfig(_Frozen, frozen=True, kw_only=True):
+    metrics_addr: tuple[str, int] | None = None
+    password: str = ""  # never logged, never shown
+
+    @property
+    def enabled(self) -> bool:
+        return self.metrics_addr is not None
+
+
 class Config(_Frozen, frozen=True, kw_only=True):
     rules: tuple[Rule, ...]
     static_rules: tuple[StaticRule, ...]
@@ -154,6 +165,7 @@ class Config(_Frozen, frozen=True, kw_only=True):
     forwarder: ForwarderConfig | None
     endpoints: Endpoints
     curve: Curve
+    web: WebConfig = WebConfig()
     run_dir: str
     state_dir: str
     log_file: str | None
@@ -174,6 +186,8 @@ class Config(_Frozen, frozen=True, kw_only=True):
         names = ["ingest", "matcher", "notify"]
         if self.forwarder is not None:
             names.append("forwarder")
+        if self.web.enabled:
+            names.append("web")
         return tuple(names)
 
 
@@ -345,6 +359,8 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         listen_socket=env.get(LISTEN_SOCKET_VARIABLE, ""),
     )
     _check_tls(ingest)
+    web = WebConfig(**_section(values, "web"))
+    _check_web(web)
     return Config(
         rules=rules,
         static_rules=static_rules,
@@ -355,6 +371,7 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
         endpoints=Endpoints(**_section(values, "endpoints")),
         curve=curve,
         keeper_pid=_keeper_pid(env),
+        web=web,
         **{k: v for k, v in values.items() if "." not in k},
     )
 
@@ -362,6 +379,20 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
 def _keeper_pid(env: Mapping[str, str]) -> int:
     text = env.get(KEEPER_PID_VARIABLE, "")
     return int(text) if text.isascii() and text.isdigit() else 0
+
+
+def _check_web(web: WebConfig) -> None:
+    """The page and the metrics show router addresses and alert texts: away
+    from loopback they need a password."""
+    if web.password:
+        return
+    for variable, addr in (("ALERTIK_METRICS_ADDR", web.metrics_addr),):
+        if addr is not None and not ipaddress.ip_address(addr[0]).is_loopback:
+            raise ConfigError(
+                "ALERTIK_WEB_PASSWORD",
+                f"is not set but {variable} is not a loopback address; set a "
+                "password, or bind to 127.0.0.1",
+            )
 
 
 def _check_tls(ingest: IngestConfig) -> None:
@@ -427,6 +458,8 @@ def redacted(cfg: Config) -> dict[str, object]:
         data["rules_file"]["destinations"] = [
             d.name for d in cfg.rules_file.destinations
         ]
+    if data["web"]["password"]:
+        data["web"]["password"] = "<set>"
     curve = data["curve"]
     if curve["secret_key"]:
         curve["secret_key"] = "<set>"

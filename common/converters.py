@@ -200,6 +200,32 @@ class Address(Frozen, frozen=True, kw_only=True):
         return "an IP address"
 
 
+class HostPort(Frozen, frozen=True, kw_only=True):
+    """``ADDRESS:PORT`` for a listener (``[::1]:9140`` for IPv6); off: None."""
+
+    def __call__(self, text: str) -> tuple[str, int] | None:
+        value = text.strip()
+        if value.lower() in ("", "off", "no", "none"):
+            return None
+        host, sep, port = value.rpartition(":")
+        host = host.strip("[]")
+        if host == "localhost":
+            host = "127.0.0.1"
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise Invalid(
+                f"{value!r} is not ADDRESS:PORT; use e.g. 127.0.0.1:9140, "
+                "[::1]:9140 or 0.0.0.0:9140"
+            ) from None
+        if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535:
+            raise Invalid(f"{value!r} has no port from 0 to 65535 after the address")
+        return host, int(port)
+
+    def describe(self) -> str:
+        return "`ADDRESS:PORT` or `off`"
+
+
 class Networks(Frozen, frozen=True, kw_only=True):
     """A list of addresses and CIDR ranges."""
 

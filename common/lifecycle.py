@@ -39,6 +39,7 @@ import zmq
 
 from alertik.common import sockets, status
 from alertik.common.config import ENDPOINT_VARIABLES, Config, ConfigError
+from alertik.common.metrics import Samples
 from alertik.common.throttle import Throttled
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,10 @@ class Stage:
         """Totals for the ``stopped`` line and the status file, in that order."""
         raise NotImplementedError
 
+    def metrics(self) -> Samples:
+        """What the stage counts for ALERTIK_METRICS_ADDR (``common/metrics.py``)."""
+        return {}
+
 
 def serve(
     stage: Stage, cfg: Config, stop: StopFlag, *, parent: int | None = None
@@ -272,7 +277,7 @@ def serve(
             now = time.monotonic()
             if now >= next_status:
                 next_status = now + STATUS_EVERY
-                reporter.write(stage.counters())
+                reporter.write(stage.counters(), stage.metrics())
                 if _orphaned(parent, cfg.keeper_pid):
                     log.warning("parent process %d went away", parent)
                     stop.set("parent gone")

@@ -38,6 +38,7 @@ from alertik.common.converters import (
     Endpoint,
     File,
     Frozen,
+    HostPort,
     Integer,
     Invalid,
     LogFile,
@@ -50,7 +51,9 @@ from alertik.common.converters import (
 )
 from alertik.common.destinations import ENV_VARIABLES as DESTINATION_VARIABLES
 
-STAGES = ("ingest", "matcher", "notify", "forwarder")
+STAGES = ("ingest", "matcher", "notify", "forwarder", "web")
+# The stages of the pipeline proper, each with a tap (the web stage watches).
+PIPELINE = ("ingest", "matcher", "notify", "forwarder")
 
 # alertik's wording: ", at: YYYY-MM-DD HH:MM:SS" in local time.
 DEFAULT_TIME_SUFFIX = ", at: %Y-%m-%d %H:%M:%S"
@@ -452,6 +455,22 @@ TABLE: tuple[Setting, ...] = (
         "forwarder_tap",
         "tap-forwarder",
         "where the forwarder publishes what it emits",
+    ),
+    Setting(
+        name="ALERTIK_METRICS_ADDR",
+        convert=HostPort(),
+        default="off",
+        field="web.metrics_addr",
+        help="serve Prometheus metrics of every stage on this host at "
+        "`/metrics` here, e.g. `127.0.0.1:9140` (starts the web stage)",
+    ),
+    Setting(
+        name="ALERTIK_WEB_PASSWORD",
+        convert=Text(),
+        field="web.password",
+        shown="none",
+        help="asked for by `/metrics` (HTTP basic auth, any user name, or "
+        "`Authorization: Bearer`); required when its address is not loopback",
     ),
     Setting(
         name="ALERTIK_CURVE_SECRET_KEY",

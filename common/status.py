@@ -17,11 +17,15 @@ Datagram: ``<stage>\\n<JSON status>``. A query is a datagram starting with
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import socket
 import time
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 KEEPER_SOCKET = "keeper.sock"
 QUERY = b"?"
@@ -43,18 +47,35 @@ class Reporter:
         self.started = time.time()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
+        self._too_big = False
 
-    def write(self, counters: dict[str, Any]) -> None:
+    def write(
+        self, counters: dict[str, Any], metrics: dict[str, Any] | None = None
+    ) -> None:
+        """Send counters (and the metrics of ``common/metrics.py``)."""
         status = {
             "pid": os.getpid(),
             "started": self.started,
             "counters": counters,
         }
+        if metrics:
+            status["metrics"] = metrics
         payload = self.stage.encode() + b"\n" + json.dumps(status).encode()
         try:
             self._sock.sendto(payload, self.path)
-        except OSError:
-            pass  # no keeper (a stage run alone), or its queue is full
+        except OSError as exc:
+            if exc.errno == errno.EMSGSIZE and metrics:
+                # Bounded labels keep this from happening; if it does, the
+                # heartbeat itself must still get through.
+                if not self._too_big:
+                    log.error(
+                        "metrics of %d bytes do not fit in a heartbeat; sent "
+                        "without them",
+                        len(payload),
+                    )
+                self._too_big = True
+                self.write(counters)
+            # else: no keeper (a stage run alone), or its queue is full
 
     def close(self) -> None:
         self._sock.close()

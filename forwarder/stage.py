@@ -13,6 +13,7 @@ import zmq
 from alertik.common import sockets
 from alertik.common.config import Config, ConfigError, ForwarderConfig
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
+from alertik.common.metrics import Samples
 from alertik.common.schema import EVENT_DECODER
 from alertik.common.throttle import Throttled
 from alertik.forwarder.resolve import (
@@ -136,6 +137,13 @@ class Forwarder(Stage):
             "dropped": self.sender.dropped,
             "skipped": self.skipped.total,
             "refused": self.sender.refused,
+        }
+
+    def metrics(self) -> Samples:
+        return {
+            "alertik_messages_forwarded_total": [[self.sender.forwarded]],
+            "alertik_messages_forward_dropped_total": [[self.sender.dropped]],
+            "alertik_malformed_messages_total": [["forwarder", self.skipped.total]],
         }
 
     def take(self) -> int:

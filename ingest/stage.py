@@ -16,6 +16,7 @@ import zmq
 from alertik.common import sockets
 from alertik.common.config import Config, ConfigError
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
+from alertik.common.metrics import Bounded, Samples
 from alertik.common.net import host_port, unmapped
 from alertik.common.schema import ENCODER, SyslogEvent
 from alertik.common.text import truncate_utf8
@@ -61,6 +62,9 @@ class Ingest(Stage):
         self.fwd_dropped = Throttled(log, "events not forwarded: forwarder queue full")
         self.truncated = Throttled(log, "oversize messages truncated")
         self.refused = Throttled(log, "datagrams refused by ALERTIK_ALLOW_FROM")
+        # Messages per transport, per router (bounded: see common/metrics.py).
+        self.routers = Bounded()
+        self.by_router: dict[str, dict[str, int]] = {"udp": {}, "tcp": {}, "tls": {}}
 
     def open(self, wiring: Wiring) -> None:
         cfg = self.cfg
@@ -199,6 +203,27 @@ class Ingest(Stage):
             "refused": self.refused.total,
         }
 
+    def metrics(self) -> Samples:
+        received = [
+            [router, transport, n]
+            for transport, counts in self.by_router.items()
+            for router, n in counts.items()
+        ]
+        return {
+            "alertik_messages_received_total": received,
+            "alertik_messages_refused_total": [[self.refused.total]],
+            "alertik_messages_truncated_total": [[self.truncated.total]],
+            "alertik_messages_dropped_total": [
+                ["matcher", self.dropped.total],
+                ["forwarder", self.fwd_dropped.total],
+            ],
+        }
+
+    def count(self, counts: dict[str, int], host: str) -> None:
+        """One more message from host (the first from it, or past the bound)."""
+        label = self.routers.label(host)
+        counts[label] = counts.get(label, 0) + 1
+
     def emit(
         self,
         raw: bytes,
@@ -214,6 +239,12 @@ class Ingest(Stage):
         if truncated:
             self.truncated.hit(f"from {host} over {transport}")
         self.seq += 1
+        counts = self.by_router[transport]
+        n = counts.get(host)
+        if n is None:
+            self.count(counts, host)
+        else:
+            counts[host] = n + 1
         self.push(
             ENCODER.encode(
                 SyslogEvent(
@@ -264,6 +295,7 @@ class Ingest(Stage):
         node = self.node
         pid = self.pid
         limit = self.max_bytes
+        counts = self.by_router["udp"]
         for n in range(BATCH):
             try:
                 data, addr = recv(UDP_MAX)
@@ -281,6 +313,11 @@ class Ingest(Stage):
                 self.emit(data, host, addr[1])
                 continue
             self.seq += 1
+            seen = counts.get(host)
+            if seen is None:
+                self.count(counts, host)
+            else:
+                counts[host] = seen + 1
             push(
                 encode(
                     SyslogEvent(

@@ -128,6 +128,10 @@ class Archive:
         self.lost.interval = REPORT_SECONDS
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._pending_notes = 0  # of the lines in _pending
+        # Lines written, by kind: "message" (received) and "note" (what
+        # alertik did); self.lost.total counts those that could not be.
+        self.written = {"message": 0, "note": 0}
         self._file: io.FileIO | None = None
         self._identity = (0, 0)  # (st_dev, st_ino) of the open file
         self._size = 0  # bytes in the file, written or pending
@@ -178,9 +182,9 @@ class Archive:
 
     def note(self, when: float, text: str) -> None:
         """Archive a line about what alertik did (an alert sent, a rule matched)."""
-        self._add(self._time(when) + _escape(_utf8(text)) + b"\n")
+        self._add(self._time(when) + _escape(_utf8(text)) + b"\n", note=True)
 
-    def _add(self, line: bytes) -> None:
+    def _add(self, line: bytes, note: bool = False) -> None:
         """Gather one line (ending in a newline), rotating first if it is due."""
         if self._file is None and self.path:
             self._open()  # learns the size of what is there already
@@ -189,6 +193,7 @@ class Archive:
             self._rotate(size)
         self._pending.append(line)
         self._pending_bytes += size
+        self._pending_notes += note
         self._size += size
         if self._pending_bytes >= FLUSH_BYTES:
             self.flush()
@@ -201,11 +206,14 @@ class Archive:
             self._follow()
         data = b"".join(self._pending)
         count = len(self._pending)
+        notes = self._pending_notes
         self._pending.clear()
         self._pending_bytes = 0
+        self._pending_notes = 0
         if not self.path:
             sys.stderr.write(data.decode("utf-8", "replace"))
             sys.stderr.flush()
+            self._written(count, notes)
             return
         if self._file is None and not self._open():
             self.lost.hit(self._why, n=count)
@@ -222,6 +230,12 @@ class Archive:
             self.lost.hit(self._why, n=count)
             self._close_file()
             self._retry_at = time.monotonic() + RETRY_SECONDS
+            return
+        self._written(count, notes)
+
+    def _written(self, count: int, notes: int) -> None:
+        self.written["message"] += count - notes
+        self.written["note"] += notes
 
     def _open(self) -> bool:
         """Open the file for appending; False (and a throttled count) if it fails."""

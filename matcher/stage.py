@@ -14,10 +14,12 @@ import zmq
 from alertik.common import config, rulesfile, sockets
 from alertik.common.config import Config, ConfigError
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
+from alertik.common.metrics import Bounded, Samples, rows
 from alertik.common.schema import ENCODER, EVENT_DECODER, Alert
 from alertik.common.throttle import Throttled
 from alertik.matcher.alerts import build_alerts, release_alerts
 from alertik.matcher.archive import Archive
+from alertik.matcher.formats import classify
 from alertik.matcher.gate import Gate
 from alertik.matcher.rulefile import FileRule
 from alertik.matcher.rules import RuleSet, compile_rules
@@ -76,6 +78,13 @@ class Matcher(Stage):
         self.alerts = 0
         self.overflow: list[bytes] = []  # for the spool, at the end of the batch
         self.bad = Throttled(log, "malformed messages skipped")
+        # For ALERTIK_METRICS_ADDR and silence alerts (common/metrics.py).
+        self.routers = Bounded()
+        self.last_seen: dict[str, float] = {}  # router -> when (wall clock)
+        self.formats: dict[str, int] = {}
+        self.rule_matches: dict[str, int] = {}
+        self.raised: dict[str, int] = {}  # per destination
+        self.router_alerts: dict[str, int] = {}
 
     def open(self, wiring: Wiring) -> None:
         self.inbox = wiring.pull("matcher")
@@ -163,6 +172,20 @@ class Matcher(Stage):
             "reload_errors": self.reload_errors,
         }
 
+    def metrics(self) -> Samples:
+        return {
+            "alertik_messages_matched_total": rows(self.formats),
+            "alertik_lines_archived_total": rows(self.archive.written),
+            "alertik_lines_lost_total": [[self.archive.lost.total]],
+            "alertik_rule_matches_total": rows(self.rule_matches),
+            "alertik_alerts_raised_total": rows(self.raised),
+            "alertik_router_alerts_total": rows(self.router_alerts),
+            "alertik_router_last_message_seconds": rows(self.last_seen),
+            "alertik_spool_pending": [[len(self.spool)]],
+            "alertik_spool_dropped_total": [[self.spool.dropped.total]],
+            "alertik_malformed_messages_total": [["matcher", self.bad.total]],
+        }
+
     def handle(self, frame: bytes) -> None:
         try:
             event = EVENT_DECODER.decode(frame)
@@ -170,6 +193,10 @@ class Matcher(Stage):
             self.bad.hit(f"{exc}: {frame[:64]!r}")
             return
         self.handled += 1
+        fmt = classify(event.raw)
+        self.formats[fmt] = self.formats.get(fmt, 0) + 1
+        router = self.routers.label(event.sender)
+        self.last_seen[router] = event.received
         self.archive.message(event.received, event.sender, event.raw)
         self.emit(build_alerts(self.cfg, self.rules, event, self.gate))
 
@@ -184,6 +211,9 @@ class Matcher(Stage):
             self.recent.append((time.monotonic(), payload))
             sockets.publish(self.tap, payload)
             self.alerts += 1
+            self.rule_matches[alert.rule] = self.rule_matches.get(alert.rule, 0) + 1
+            self.raised[alert.notifier] = self.raised.get(alert.notifier, 0) + 1
+            self.router_alerts[router] = self.router_alerts.get(router, 0) + 1
 
     def take(self) -> int:
         """Handle what the inbox holds now (up to BATCH), then write the archive."""

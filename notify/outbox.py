@@ -806,6 +806,29 @@ class Outbox:
                 )
             )
 
+    def oldest(self) -> dict[str, float]:
+        """When the oldest row waiting for each notifier was stored (wall clock)."""
+
+        def work(db: sqlite3.Connection) -> dict[str, float]:
+            found = {}
+            for notifier in waiting:
+                row = db.execute(
+                    "SELECT queued_at FROM outbox WHERE notifier = ? "
+                    "ORDER BY seq LIMIT 1",
+                    (notifier,),
+                ).fetchone()
+                if row is not None:
+                    found[notifier] = float(row[0])
+            return found
+
+        with self._lock:
+            if self._closed:
+                return {}
+            waiting = [n for n, c in self._counts.items() if c]
+            if not waiting:
+                return {}
+            return self._transaction(work, write=False)
+
     def count(self, notifier: str) -> int:
         """Rows waiting for notifier."""
         return self._counts.get(notifier, 0)

@@ -32,6 +32,7 @@ from alertik.common.destinations import (
     check_references,
 )
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
+from alertik.common.metrics import Samples, rows
 from alertik.common.schema import ALERT_DECODER, ENCODER, Alert, Delivery
 from alertik.common.throttle import Throttled
 from alertik.notify import routeros
@@ -66,6 +67,8 @@ class Notify(Stage):
         self.duplicates = 0
         self.unknown = 0
         self.discarded = 0
+        self.accepted: dict[str, int] = {}  # per destination
+        self.discarded_for: dict[str, int] = {}
         self.malformed = Throttled(log, "malformed messages skipped", REPORT_EVERY_S)
         self._reported: dict[str, float] = {}
         self._next_expiry = 0.0
@@ -205,6 +208,38 @@ class Notify(Stage):
             "pending": self.outbox.total(),
         }
 
+    def metrics(self) -> Samples:
+        workers = self.workers
+        now = time.time()
+        oldest = self.outbox.oldest()
+        return {
+            "alertik_alerts_accepted_total": rows(self.accepted),
+            "alertik_alerts_delivered_total": [
+                [name, w.delivered] for name, w in workers.items()
+            ],
+            "alertik_alerts_retried_total": [
+                [name, w.retried] for name, w in workers.items()
+            ],
+            "alertik_alerts_failed_total": [
+                [name, w.failed] for name, w in workers.items()
+            ],
+            "alertik_alerts_discarded_total": rows(self.discarded_for),
+            "alertik_alerts_unrouted_total": [[self.unknown]],
+            "alertik_outbox_pending": [
+                [name, self.outbox.count(name)] for name in workers
+            ],
+            "alertik_outbox_oldest_age_seconds": [
+                [name, round(max(0.0, now - oldest[name]), 3) if name in oldest else 0]
+                for name in workers
+            ],
+            "alertik_destination_state": [
+                [name, state, int(w.state == state)]
+                for name, w in workers.items()
+                for state in ("ok", "retrying", "disabled")
+            ],
+            "alertik_malformed_messages_total": [["notify", self.malformed.total]],
+        }
+
     def start(self) -> None:
         """Start one worker per destination."""
         for worker in self.workers.values():
@@ -267,6 +302,8 @@ class Notify(Stage):
             return
         added = self.outbox.add(alerts)
         self.stored += sum(added.stored.values())
+        for notifier, count in added.stored.items():
+            self.accepted[notifier] = self.accepted.get(notifier, 0) + count
         self.duplicates += added.duplicates
         if added.duplicates:
             log.info("%d duplicate alerts ignored (already accepted)", added.duplicates)
@@ -320,6 +357,8 @@ class Notify(Stage):
                 )
             )
         self.discarded += len(entries)
+        for notifier, count in counts.items():
+            self.discarded_for[notifier] = self.discarded_for.get(notifier, 0) + count
         log.error(
             "%s: DISCARDED the %d oldest undelivered alerts (%s); %d discarded so far",
             why,

@@ -66,6 +66,8 @@ class Worker(threading.Thread):
         self.name_for_log = self.courier.name
         self.delivered = 0
         self.failed = 0
+        self.retried = 0  # failed attempts that will be tried again, per alert
+        self.retrying = False  # the last attempt failed and is being retried
         self.disabled = ""  # why this destination is no longer used
         self.error: BaseException | None = None
         self._cfg = cfg
@@ -117,6 +119,8 @@ class Worker(threading.Thread):
 
     def _send(self, text: str, entries: Sequence[Entry], part: int = 0) -> Outcome:
         def retrying(attempt: int, verdict: Verdict) -> None:
+            self.retrying = True
+            self.retried += len(entries)
             for e in entries:
                 self._report(
                     Delivery(
@@ -129,7 +133,16 @@ class Worker(threading.Thread):
                 )
 
         key = message_key([e.alert_id for e in entries], part)
-        return self.courier.send(text, key=key, on_retry=retrying)
+        outcome = self.courier.send(text, key=key, on_retry=retrying)
+        self.retrying = outcome.result not in ("delivered", "failed")
+        return outcome
+
+    @property
+    def state(self) -> str:
+        """ok, retrying or disabled (for the status page and the metrics)."""
+        if self.disabled:
+            return "disabled"
+        return "retrying" if self.retrying else "ok"
 
     def _send_single(self, entry: Entry) -> None:
         messages = services.parts(self.dest.kind, entry.text)

@@ -33,7 +33,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from alertik.matcher.formats import MAX_IDENTITY_WORDS, ParsedFields, parse
+from alertik.matcher.formats import MAX_IDENTITY_WORDS, ParsedFields, classify, parse
 
 MESSAGE = "login failure for user guest from 192.168.88.17 via ssh"
 TOPICS = ("system", "error", "critical")
@@ -564,3 +564,27 @@ def test_parse_never_raises_for_near_miss_syslog_and_cef(raw: bytes) -> None:
     p = parse(raw)
     assert isinstance(p, ParsedFields)
     assert p.message is None or isinstance(p.message, str)
+
+
+@settings(database=None, deadline=None, max_examples=500)
+@given(st.lists(_FRAGMENTS | st.binary(max_size=8), max_size=40).map(b"".join))
+def test_classify_names_the_format_parse_finds_for_near_miss_lines(raw: bytes) -> None:
+    assert classify(raw) == parse(raw).format
+
+
+def test_classify_names_the_format_parse_finds_for_every_preset_line() -> None:
+    from tests.conftest import REPO
+
+    lines = [
+        line.encode()
+        for path in sorted((REPO / "tests" / "data" / "presets").glob("*.txt"))
+        for line in path.read_text().splitlines()
+        if line and not line.startswith((" ", "#"))
+    ]
+    lines += [DEFAULT, SYSLOG, CEF, CEF_ISO, b"<27>" + CEF, b"", b"hello"]
+    lines.append(b"<14>1 2025-01-01T00:00:00Z host app - - - message")
+    assert len(lines) > 50
+    found = {classify(raw) for raw in lines}
+    assert found == {"default", "rfc3164", "rfc5424", "cef", "unknown"}
+    for raw in lines:
+        assert classify(raw) == parse(raw).format, raw

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO
 
-STAGES = ("ingest", "matcher", "notify", "forwarder")
+STAGES = ("ingest", "matcher", "notify", "forwarder", "web")
 PACKAGES = ("common", *STAGES)
 
 

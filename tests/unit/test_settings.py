@@ -37,12 +37,13 @@ from tests.conftest import REPO
 # The Config sections the table fills, and the fields filled elsewhere.
 SECTIONS: dict[str, tuple[type[msgspec.Struct], set[str]]] = {
     "": (config.Config, {"rules", "static_rules", "ingest", "notify", "forwarder",
-                         "endpoints", "curve", "rules_file", "keeper_pid"}),
+                         "endpoints", "curve", "rules_file", "keeper_pid", "web"}),
     "ingest": (config.IngestConfig, {"listen_socket"}),
     "notify": (config.NotifyConfig, {"destinations"}),
     "forwarder": (config.ForwarderConfig, {"host", "port"}),
     "endpoints": (config.Endpoints, set()),
     "curve": (config.Curve, set()),
+    "web": (config.WebConfig, set()),
 }  # fmt: skip
 
 
