@@ -179,6 +179,8 @@ class Config(_Frozen, frozen=True, kw_only=True):
     # Set by `alertik run` for what it starts: its keeper's pid. A stage whose
     # parent becomes the keeper has lost its supervisord and stops.
     keeper_pid: int = 0
+    silence_after: float | None = None
+    silence_notify: tuple[str, ...] = ()
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -348,6 +350,11 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
     for notifier in [r.notifier for r in static_rules] + [r.notifier for r in rules]:
         if notifier not in used:
             used.append(notifier)
+    _check_silence(values, file)
+    named = {d.name for d in file.destinations} if file is not None else set()
+    for notifier in values["silence_notify"]:
+        if notifier not in used and notifier not in named:
+            used.append(notifier)
     curve = Curve(**_section(values, "curve"))
     if (curve.server_key or curve.allowed_clients) and not curve.secret_key:
         raise ConfigError(
@@ -379,6 +386,26 @@ def load(environ: Mapping[str, str] | None = None) -> Config:
 def _keeper_pid(env: Mapping[str, str]) -> int:
     text = env.get(KEEPER_PID_VARIABLE, "")
     return int(text) if text.isascii() and text.isdigit() else 0
+
+
+def _check_silence(values: dict[str, Any], file: RulesFile | None) -> None:
+    """Silence alerts need somewhere to go: notifiers, or the rules file's
+    named destinations."""
+    names = values["silence_notify"]
+    named = [d.name for d in file.destinations] if file is not None else []
+    if values["silence_after"] is not None and not names:
+        raise ConfigError(
+            "ALERTIK_SILENCE_NOTIFY",
+            "is not set but ALERTIK_SILENCE_AFTER is; name where silence alerts "
+            "go, e.g. Telegram",
+        )
+    for name in names:
+        if name not in NOTIFIERS and name not in named:
+            raise ConfigError(
+                "ALERTIK_SILENCE_NOTIFY",
+                f"{name!r} is not a notifier or a destination of the rules file; "
+                f"use one of {', '.join([*named, *NOTIFIERS])}",
+            )
 
 
 def _check_web(web: WebConfig) -> None:

@@ -200,6 +200,46 @@ class Address(Frozen, frozen=True, kw_only=True):
         return "an IP address"
 
 
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class Duration(Frozen, frozen=True, kw_only=True):
+    """A time span: ``15m``, ``90s``, ``2h``, ``1d`` or plain seconds; off: None."""
+
+    lo: float
+    hi: float
+
+    def __call__(self, text: str) -> float | None:
+        value = text.strip().lower()
+        if value in ("", "off", "no", "none"):
+            return None
+        found = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?) ?([smhd]?)", value)
+        if found is None:
+            raise Invalid(f"{text.strip()!r} is not a time span; use e.g. 15m or 900")
+        seconds = float(found.group(1)) * _UNITS[found.group(2)]
+        if not self.lo <= seconds <= self.hi:
+            raise Invalid(
+                f"{text.strip()} is out of range; use {_shown(self.lo)} s to "
+                f"{_shown(self.hi / 86400)} days"
+            )
+        return seconds
+
+    def describe(self) -> str:
+        return "a time span such as `15m`, `90s`, `2h` (plain: seconds), or `off`"
+
+
+class Names(Frozen, frozen=True, kw_only=True):
+    """A list of names, comma- or space-separated (checked where they are used)."""
+
+    values: str
+
+    def __call__(self, text: str) -> tuple[str, ...]:
+        return split_list(text)
+
+    def describe(self) -> str:
+        return self.values
+
+
 class HostPort(Frozen, frozen=True, kw_only=True):
     """``ADDRESS:PORT`` for a listener (``[::1]:9140`` for IPv6); off: None."""
 

@@ -111,6 +111,13 @@ TABLE: tuple[Metric, ...] = (
         ("destination",),
     ),
     _m(
+        "alertik_alerts_held_total",
+        "matcher",
+        "rule-file hits not sent (yet): below a threshold, held by a cooldown "
+        "or by quiet hours",
+        ("reason",),
+    ),
+    _m(
         "alertik_router_alerts_total",
         "matcher",
         "alerts raised by each router's messages",
@@ -122,6 +129,12 @@ TABLE: tuple[Metric, ...] = (
         "when the matcher last had a message from the router (Unix time)",
         ("router",),
         "gauge",
+    ),
+    _m(
+        "alertik_silence_alerts_total",
+        "matcher",
+        "silence alerts raised (ALERTIK_SILENCE_AFTER): silent, or back",
+        ("kind",),
     ),
     _m(
         "alertik_spool_pending",

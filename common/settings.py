@@ -34,6 +34,7 @@ from alertik.common.converters import (
     CurveKey,
     CurveKeys,
     Directory,
+    Duration,
     Elsewhere,
     Endpoint,
     File,
@@ -42,6 +43,7 @@ from alertik.common.converters import (
     Integer,
     Invalid,
     LogFile,
+    Names,
     Networks,
     Number,
     Port,
@@ -455,6 +457,22 @@ TABLE: tuple[Setting, ...] = (
         "forwarder_tap",
         "tap-forwarder",
         "where the forwarder publishes what it emits",
+    ),
+    Setting(
+        name="ALERTIK_SILENCE_AFTER",
+        convert=Duration(lo=1, hi=30 * _ONE_DAY),
+        default="off",
+        field="silence_after",
+        help="alert once when a router that was sending says nothing for this "
+        "long (and once when it is back), and when no router at all does",
+    ),
+    Setting(
+        name="ALERTIK_SILENCE_NOTIFY",
+        convert=Names(values="notifier names, comma-separated"),
+        field="silence_notify",
+        shown="none",
+        help="where silence alerts go, e.g. `Telegram,Generic1`; needed with "
+        "`ALERTIK_SILENCE_AFTER`",
     ),
     Setting(
         name="ALERTIK_METRICS_ADDR",

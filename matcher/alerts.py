@@ -33,17 +33,22 @@ def build_alerts(
     event: SyslogEvent,
     gate: Gate | None = None,
     notes: dict[str, Notes] | None = None,
+    matched: dict[str, int] | None = None,
 ) -> list[Alert]:
     """Every alert one event raises, in rule order.
 
     Without a gate, each file rule hit is released at once (no threshold,
     cooldown or quiet hours); notes, if given, gets each file rule's notes
-    (threshold progress, what held it) by rule name.
+    (threshold progress, what held it) by rule name; matched, if given,
+    counts each rule that matched.
     """
     record = Record(event.raw, event.sender, event.node)
     matches, hits = rules.scan(record)
     if not matches and not hits:
         return []
+    if matched is not None:  # the matches per rule, held or not
+        for name in [m.rule for m in matches] + [h.rule.name for h in hits]:
+            matched[name] = matched.get(name, 0) + 1
     # Header fields only for the few messages that raise alerts: parsing
     # every message would cost the matcher a third of its throughput.
     fields = record.parsed

@@ -164,6 +164,8 @@ class Gate:
         self._cleared: set[str] = set()
         # Totals for the stage's counters.
         self.held_total = 0  # hits held by cooldowns
+        self.below_threshold = 0  # hits counted towards a threshold not reached
+        self.quiet_holds = 0  # releases held by quiet hours (for the metrics)
         self.summaries = 0
         self.digests = 0
         self.evicted = 0
@@ -272,6 +274,7 @@ class Gate:
             while hits and hits[0] <= at - rule.window:
                 hits.popleft()
             if len(hits) < rule.count:
+                self.below_threshold += 1
                 self._dirty[slot] = k.saved()
                 if notes is not None:
                     notes.append(
@@ -438,6 +441,7 @@ class Gate:
             if not release.notifiers:
                 return out
         rid = rule.identity
+        self.quiet_holds += 1
         held = self.quiet.setdefault(rid, [])
         if not held:
             self._push(quiet_end(rule, at), "quiet", rid, "")

@@ -22,8 +22,9 @@ from alertik.matcher.archive import Archive
 from alertik.matcher.formats import classify
 from alertik.matcher.gate import Gate
 from alertik.matcher.rulefile import FileRule
-from alertik.matcher.rules import RuleSet, compile_rules
+from alertik.matcher.rules import RuleSet, compile_rules, time_suffix
 from alertik.matcher.rulestate import RuleStore
+from alertik.matcher.silence import Notice, Silence
 from alertik.matcher.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ BATCH = 1000
 # them meanwhile. A trickle is never delayed.
 COALESCE_FROM = 4
 COALESCE_SECONDS = 0.002
+# How often routers are checked for silence (ALERTIK_SILENCE_AFTER is at
+# least a second).
+SILENCE_CHECK_SECONDS = 1.0
+# The rule name of silence alerts (in the outbox, the archive, the tap).
+SILENCE_RULE = "SILENCE"
 
 
 Socket = zmq.Socket[bytes]
@@ -85,6 +91,13 @@ class Matcher(Stage):
         self.rule_matches: dict[str, int] = {}
         self.raised: dict[str, int] = {}  # per destination
         self.router_alerts: dict[str, int] = {}
+        self.silence_alerts = {"silent": 0, "back": 0}
+        self.silence = (
+            None
+            if cfg.silence_after is None
+            else Silence(cfg.silence_after, self.last_seen, time.time())
+        )
+        self.next_silence_check = 0.0
 
     def open(self, wiring: Wiring) -> None:
         self.inbox = wiring.pull("matcher")
@@ -126,6 +139,11 @@ class Matcher(Stage):
             self.gate.flush()
             self.spool.add(self.overflow)
             self.overflow = []
+        if self.silence is not None:
+            now = time.monotonic()
+            if now >= self.next_silence_check:
+                self.next_silence_check = now + SILENCE_CHECK_SECONDS
+                self.raise_silence(self.silence.check(time.time()))
         if len(self.spool):
             self.spool.send_head(self.try_send)
         if self.inbox not in ready:
@@ -181,6 +199,12 @@ class Matcher(Stage):
             "alertik_alerts_raised_total": rows(self.raised),
             "alertik_router_alerts_total": rows(self.router_alerts),
             "alertik_router_last_message_seconds": rows(self.last_seen),
+            "alertik_alerts_held_total": [
+                ["threshold", self.gate.below_threshold],
+                ["cooldown", self.gate.held_total],
+                ["quiet_hours", self.gate.quiet_holds],
+            ],
+            "alertik_silence_alerts_total": rows(self.silence_alerts),
             "alertik_spool_pending": [[len(self.spool)]],
             "alertik_spool_dropped_total": [[self.spool.dropped.total]],
             "alertik_malformed_messages_total": [["matcher", self.bad.total]],
@@ -196,9 +220,17 @@ class Matcher(Stage):
         fmt = classify(event.raw)
         self.formats[fmt] = self.formats.get(fmt, 0) + 1
         router = self.routers.label(event.sender)
+        if self.silence is not None and self.silence.watching(router):
+            self.raise_silence(
+                self.silence.heard(router, event.received, self.last_seen.get(router))
+            )
         self.last_seen[router] = event.received
         self.archive.message(event.received, event.sender, event.raw)
-        self.emit(build_alerts(self.cfg, self.rules, event, self.gate))
+        self.emit(
+            build_alerts(
+                self.cfg, self.rules, event, self.gate, matched=self.rule_matches
+            )
+        )
 
     def emit(self, alerts: list[Alert]) -> None:
         """Note each alert in the archive and hand it to notify."""
@@ -211,9 +243,38 @@ class Matcher(Stage):
             self.recent.append((time.monotonic(), payload))
             sockets.publish(self.tap, payload)
             self.alerts += 1
-            self.rule_matches[alert.rule] = self.rule_matches.get(alert.rule, 0) + 1
             self.raised[alert.notifier] = self.raised.get(alert.notifier, 0) + 1
+            router = self.routers.label(alert.sender)
             self.router_alerts[router] = self.router_alerts.get(router, 0) + 1
+
+    def raise_silence(self, notices: list[Notice]) -> None:
+        """Send each silence notice to every ALERTIK_SILENCE_NOTIFY notifier."""
+        node = self.cfg.ingest.node_name
+        for notice in notices:
+            now = time.time()
+            log.warning("%s", notice.text)
+            self.silence_alerts[notice.kind] += 1
+            for notifier in self.cfg.silence_notify:
+                alert = Alert(
+                    id=f"{node}/silence/{notice.router or '*'}/{notice.kind}/"
+                    f"{now:.6f}/{notifier}",
+                    notifier=notifier,
+                    text=notice.text + time_suffix(self.cfg.time_suffix, now),
+                    rule=SILENCE_RULE,
+                    received=now,
+                    sender=notice.router,
+                    node=node,
+                )
+                self.archive.note(now, f"{SILENCE_RULE}, sending to {notifier}")
+                payload = ENCODER.encode(alert)
+                self.send(payload)
+                self.recent.append((time.monotonic(), payload))
+                sockets.publish(self.tap, payload)
+                self.alerts += 1
+                self.raised[notifier] = self.raised.get(notifier, 0) + 1
+        if notices:
+            self.spool.add(self.overflow)
+            self.overflow = []
 
     def take(self) -> int:
         """Handle what the inbox holds now (up to BATCH), then write the archive."""
