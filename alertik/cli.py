@@ -133,15 +133,9 @@ def cmd_test(args: argparse.Namespace) -> int:
     File rules also show the excludes that vetoed them, the conditions that
     failed, threshold progress and what holds them (the lines count as
     arriving now, one after the other), and the exact payload each
-    destination would get.
+    destination would get. ``--json`` prints the same as one JSON object
+    (the status page's workbench reads it).
     """
-    import time
-
-    from alertik.common.schema import SyslogEvent
-    from alertik.matcher.alerts import alert_text, release_alerts
-    from alertik.matcher.gate import Gate, Notes
-    from alertik.matcher.rulefile import Hit, Record
-
     try:
         cfg, rules = _load()
     except ConfigError as exc:
@@ -158,79 +152,152 @@ def cmd_test(args: argparse.Namespace) -> int:
         lines: Sequence[bytes] = [os.fsencode(line) for line in args.lines]
     else:
         lines = [line.rstrip(b"\r\n") for line in sys.stdin.buffer]
+    results = _try_lines(cfg, rules, lines, args.sender)
+    matched = sum(1 for r in results if r["matches"])
+    if args.json:
+        names = [r.name for r in cfg.rules] + [r.name for r in cfg.static_rules]
+        names += [r.name for r in rules.file_rules]
+        print(json.dumps({"rules": names, "lines": results}, ensure_ascii=False))
+        return 0 if matched else 1
+    for result in results:
+        if not result["matches"]:
+            print(f"no match: {result['line']}")
+        else:
+            print(f"line: {result['line']}")
+        for m in result["matches"]:
+            print(f"  {m['rule']} -> {', '.join(m['destinations'])}")
+            for i, c in enumerate(m["captures"], start=1):
+                print(f"    @{i} = {'(unset)' if c is None else repr(c)}")
+            if not m["file"]:
+                print(f"    text: {m['text']}")
+                continue
+            if m["key"]:
+                print(f"    key: {m['key']}")
+            for note in m["notes"]:
+                print(f"    {note}")
+            for d in m["deliveries"]:
+                print(f"    to {d['destination']}: {_shown_payload(d)}")
+        for missed in result["missed"]:
+            print(f"  {missed['rule']}: {missed['why']}")
+    return 0 if matched else 1
+
+
+def _try_lines(
+    cfg: Config, rules: RuleSet, lines: Sequence[bytes], sender: str
+) -> list[dict[str, Any]]:
+    """What `alertik test` says of each line, as plain data."""
+    import time
+
+    from alertik.common.schema import SyslogEvent
+    from alertik.matcher.alerts import alert_text, release_alerts
+    from alertik.matcher.gate import Gate, Notes
+    from alertik.matcher.rulefile import Hit, Record
+
     gate = Gate(rules.file_rules, suffix=cfg.time_suffix, max_keys=cfg.rule_keys_max)
     destinations = {d.name: d for d in cfg.notify.destinations}
-    matched = 0
+    results = []
     for seq, raw in enumerate(lines, start=1):
         now = time.time()
-        record = Record(raw, args.sender, cfg.ingest.node_name)
+        record = Record(raw, sender, cfg.ingest.node_name)
         matches, hits = rules.scan(record)
-        shown = raw.decode("utf-8", "replace")
-        # Why each file rule whose pattern matched did not hit.
-        missed = [
-            (r, why)
-            for r in rules.file_rules
-            if r not in {h.rule for h in hits}
-            and (why := r.check(record)) != "no match"
-            and not isinstance(why, Hit)
-        ]
-        if not matches and not hits:
-            print(f"no match: {shown}")
-            for rule, why in missed:
-                print(f"  {rule.name}: {why}")
-            continue
-        matched += 1
-        print(f"line: {shown}")
+        found: list[dict[str, Any]] = []
         for m in matches:
-            print(f"  {m.rule} -> {m.notifier}")
-            for i, c in enumerate(m.captures[1:], start=1):
-                print(f"    @{i} = {'(unset)' if c is None else repr(c)}")
-            print(f"    text: {alert_text(cfg, m, now)}")
+            text = alert_text(cfg, m, now)
+            found.append(
+                {
+                    "rule": m.rule,
+                    "file": False,
+                    "destinations": [m.notifier],
+                    "captures": list(m.captures[1:]),
+                    "text": text,
+                    "deliveries": [
+                        _delivery(destinations.get(m.notifier), m.notifier, text, "")
+                    ],
+                }
+            )
         event = SyslogEvent(
             raw=raw,
             received=now,
-            sender=args.sender,
+            sender=sender,
             sender_port=0,
             node=cfg.ingest.node_name,
             seq=seq,
         )
         for hit in hits:
-            print(f"  {hit.rule.name} -> {', '.join(hit.rule.notifiers)}")
-            for i, b in enumerate(hit.captures[1:], start=1):
-                value = "(unset)" if b is None else repr(b.decode("utf-8", "replace"))
-                print(f"    @{i} = {value}")
-            if hit.key:
-                print(f"    key: {hit.key}")
             notes: Notes = []
             alerts = release_alerts(gate.offer(hit, event, notes))
-            for note in notes or ():
-                print(f"    {note}")
-            for alert in alerts:
-                print(f"    to {alert.notifier}: {_payload(destinations, alert)}")
-        for rule, why in missed:
-            print(f"  {rule.name}: {why}")
-    return 0 if matched else 1
+            found.append(
+                {
+                    "rule": hit.rule.name,
+                    "file": True,
+                    "destinations": list(hit.rule.notifiers),
+                    "captures": [
+                        None if b is None else b.decode("utf-8", "replace")
+                        for b in hit.captures[1:]
+                    ],
+                    "key": hit.key,
+                    "notes": list(notes or ()),
+                    "deliveries": [
+                        _delivery(
+                            destinations.get(a.notifier), a.notifier, a.text, a.address
+                        )
+                        for a in alerts
+                    ],
+                }
+            )
+        # Why each file rule whose pattern matched did not hit.
+        missed = [
+            {"rule": r.name, "why": str(why)}
+            for r in rules.file_rules
+            if r not in {h.rule for h in hits}
+            and (why := r.check(record)) != "no match"
+            and not isinstance(why, Hit)
+        ]
+        results.append(
+            {
+                "line": raw.decode("utf-8", "replace"),
+                "matches": found,
+                "missed": missed,
+            }
+        )
+    return results
 
 
-def _payload(destinations: dict[str, Any], alert: Any) -> str:
-    """The exact body each message to the destination carries (no URL, no
-    token); a long text goes in several messages, as notify sends it."""
-    from alertik.notify import services
-
-    dest = destinations.get(alert.notifier)
+def _delivery(dest: Any, name: str, text: str, address: str) -> dict[str, Any]:
+    """What one destination would get for text: the body of each message it
+    carries (a long text goes in several, as notify sends it), with every
+    secret of the destination hidden; messages is None when it is not
+    configured."""
+    shown: dict[str, Any] = {"destination": name, "text": text, "how": "http"}
     if dest is None:
-        return "(not configured)"
-    service = services.service_of(dest)
-    if service.order is not None:
-        return f"(an action) address {alert.address or '(none)'}"
+        shown["messages"] = None
+        return shown
+    from alertik.notify import services
+    from alertik.notify.delivery import scrub, secrets_for
+
+    if services.service_of(dest).order is not None:
+        shown.update(how="action", address=address, messages=[])
+        return shown
+    secrets = secrets_for(dest)
     try:
-        bodies = [
-            services.request(dest, part).body.decode("utf-8", "replace")
-            for part in services.parts(dest.kind, alert.text)
+        shown["messages"] = [
+            scrub(services.request(dest, part).body.decode("utf-8", "replace"), secrets)
+            for part in services.parts(dest.kind, text)
         ]
     except ValueError:  # not sent over HTTP (e-mail, Apprise): the text
-        return json.dumps(alert.text, ensure_ascii=False)
-    return " + ".join(bodies)
+        shown.update(how="text", messages=[text])
+    return shown
+
+
+def _shown_payload(delivery: dict[str, Any]) -> str:
+    """A delivery as `alertik test` prints it."""
+    if delivery["messages"] is None:
+        return "(not configured)"
+    if delivery["how"] == "action":
+        return f"(an action) address {delivery.get('address') or '(none)'}"
+    if delivery["how"] == "text":
+        return json.dumps(delivery["text"], ensure_ascii=False)
+    return " + ".join(delivery["messages"])
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:
@@ -271,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("lines", nargs="*", help="log lines; read stdin when none")
     p.add_argument("--sender", default="192.0.2.1", help="sender address for @{sender}")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: each line's matches, captures, text and "
+        "the body each destination would get",
+    )
     p.set_defaults(func=cmd_test)
     p = sub.add_parser(
         "send-test", help="send one test notification: send-test NOTIFIER [TEXT]"

@@ -148,11 +148,12 @@ class ForwarderConfig(_Frozen, frozen=True, kw_only=True):
 
 class WebConfig(_Frozen, frozen=True, kw_only=True):
     metrics_addr: tuple[str, int] | None = None
+    web_addr: tuple[str, int] | None = None
     password: str = ""  # never logged, never shown
 
     @property
     def enabled(self) -> bool:
-        return self.metrics_addr is not None
+        return self.metrics_addr is not None or self.web_addr is not None
 
 
 class Config(_Frozen, frozen=True, kw_only=True):
@@ -413,7 +414,10 @@ def _check_web(web: WebConfig) -> None:
     from loopback they need a password."""
     if web.password:
         return
-    for variable, addr in (("ALERTIK_METRICS_ADDR", web.metrics_addr),):
+    for variable, addr in (
+        ("ALERTIK_WEB_ADDR", web.web_addr),
+        ("ALERTIK_METRICS_ADDR", web.metrics_addr),
+    ):
         if addr is not None and not ipaddress.ip_address(addr[0]).is_loopback:
             raise ConfigError(
                 "ALERTIK_WEB_PASSWORD",

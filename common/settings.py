@@ -483,12 +483,21 @@ TABLE: tuple[Setting, ...] = (
         "`/metrics` here, e.g. `127.0.0.1:9140` (starts the web stage)",
     ),
     Setting(
+        name="ALERTIK_WEB_ADDR",
+        convert=HostPort(),
+        default="off",
+        field="web.web_addr",
+        help="serve the status page and the rule workbench here, e.g. "
+        "`127.0.0.1:9141` (starts the web stage)",
+    ),
+    Setting(
         name="ALERTIK_WEB_PASSWORD",
         convert=Text(),
         field="web.password",
         shown="none",
-        help="asked for by `/metrics` (HTTP basic auth, any user name, or "
-        "`Authorization: Bearer`); required when its address is not loopback",
+        help="asked for by the page and `/metrics` (HTTP basic auth, any user "
+        "name, or `Authorization: Bearer`); required when either address is "
+        "not loopback",
     ),
     Setting(
         name="ALERTIK_CURVE_SECRET_KEY",

@@ -108,6 +108,7 @@ VARIABLES = (
     "ALERTIK_TLS_KEY",
     "ALERTIK_TLS_PORT",
     "ALERTIK_UDP_PORT",
+    "ALERTIK_WEB_ADDR",
     "ALERTIK_WEB_PASSWORD",
     # The destinations set by ALERTIK_<SERVICE>_* (common/destinations.py).
     "ALERTIK_TELEGRAM_THREAD_ID",
