@@ -400,6 +400,14 @@ def _check_silence(values: dict[str, Any], file: RulesFile | None) -> None:
             "is not set but ALERTIK_SILENCE_AFTER is; name where silence alerts "
             "go, e.g. Telegram",
         )
+    for router in file.routers if file is not None else ():
+        if router.silence_after and router.silence_notify is None and not names:
+            raise ConfigError(
+                "ALERTIK_SILENCE_NOTIFY",
+                f"is not set, and {file.path if file else ''} gives router "
+                f"{router.address} a silence_after but no silence_notify; set one "
+                "of them",
+            )
     for name in names:
         if name not in NOTIFIERS and name not in named:
             raise ConfigError(

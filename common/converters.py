@@ -204,7 +204,8 @@ _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class Duration(Frozen, frozen=True, kw_only=True):
-    """A time span: ``15m``, ``90s``, ``2h``, ``1d`` or plain seconds; off: None."""
+    """A time span: ``15m``, ``90s``, ``2h``, ``1d``, ``1h30m`` or plain
+    seconds; off: None."""
 
     lo: float
     hi: float
@@ -213,10 +214,15 @@ class Duration(Frozen, frozen=True, kw_only=True):
         value = text.strip().lower()
         if value in ("", "off", "no", "none"):
             return None
-        found = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?) ?([smhd]?)", value)
-        if found is None:
+        if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", value):
+            seconds = float(value)
+        elif re.fullmatch(r"(?:[0-9]+(?:\.[0-9]+)?[smhd])+", value):
+            seconds = sum(
+                float(n) * _UNITS[unit]
+                for n, unit in re.findall(r"([0-9]+(?:\.[0-9]+)?)([smhd])", value)
+            )
+        else:
             raise Invalid(f"{text.strip()!r} is not a time span; use e.g. 15m or 900")
-        seconds = float(found.group(1)) * _UNITS[found.group(2)]
         if not self.lo <= seconds <= self.hi:
             raise Invalid(
                 f"{text.strip()} is out of range; use {_shown(self.lo)} s to "
@@ -225,7 +231,7 @@ class Duration(Frozen, frozen=True, kw_only=True):
         return seconds
 
     def describe(self) -> str:
-        return "a time span such as `15m`, `90s`, `2h` (plain: seconds), or `off`"
+        return "a time span such as `15m`, `90s`, `1h30m` (plain: seconds), or `off`"
 
 
 class Names(Frozen, frozen=True, kw_only=True):

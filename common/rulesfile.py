@@ -1,9 +1,10 @@
 """The rules file (``ALERTIK_RULES_FILE``): TOML, read here, located line by line.
 
-The file holds ``[[rules]]`` (each one rule) and ``[destinations.NAME]`` (each
-one named destination). This module reads it with the standard library's
-``tomllib``, refuses top-level tables it does not know, and keeps, for every
-rule and every key in it, the line where the file says it, so that an error
+The file holds ``[[rules]]`` (each one rule), ``[destinations.NAME]`` (each
+one named destination) and ``[routers."ADDRESS"]`` (settings of one router).
+This module reads it with the standard library's ``tomllib``, refuses
+top-level tables it does not know, and keeps, for every rule and every key in
+it, the line where the file says it, so that an error
 can name the file, the line, the rule and the key. It checks what the other
 stages need from the rules: each rule's ``name`` and ``notify`` (which
 destinations exist, which of alertik's environment notifiers are used). The
@@ -18,12 +19,13 @@ A running matcher and notify re-read the file when it changes (``Watcher``)
 or on SIGHUP.
 
 The top level is a table of named sections so that new ones can be added
-without breaking a file: ``[silence]`` or ``[routers.NAME]`` would be two more
-entries of ``SECTIONS``.
+without breaking a file; ``[routers."ADDRESS"]`` is one: the silence alerts'
+settings of one router (``silence_after``, ``silence_notify``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -31,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alertik.common import destinations as dests
-from alertik.common.converters import ConfigError, Frozen
+from alertik.common.converters import ConfigError, Duration, Frozen, Invalid
 from alertik.common.destinations import Destination, DestinationError
 from alertik.common.events import NOTIFIERS
 
@@ -40,7 +42,13 @@ VARIABLE = "ALERTIK_RULES_FILE"
 SECTIONS = {
     "rules": "[[rules]], one rule each",
     "destinations": "[destinations.NAME], one named destination each",
+    "routers": '[routers."ADDRESS"], settings of one router (silence_after, '
+    "silence_notify)",
 }
+# The keys of a [routers."ADDRESS"] table.
+ROUTER_KEYS = ("silence_after", "silence_notify")
+# The longest silence window a router may have: as ALERTIK_SILENCE_AFTER.
+SILENCE_MAX = Duration(lo=1, hi=30 * 86400)
 # Rule and destination names: shown in logs and alerts, used as keys.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # alertik's environment rules are named so; a file rule may not be.
@@ -67,6 +75,15 @@ class RawRule(Frozen, frozen=True, kw_only=True):
         return (value,) if isinstance(value, str) else tuple(value)
 
 
+class RouterSettings(Frozen, frozen=True, kw_only=True):
+    """A ``[routers."ADDRESS"]`` table: what this router gets, unlike the rest."""
+
+    address: str  # as ingest shows the sender
+    # None: not set here (ALERTIK_SILENCE_AFTER applies); 0: never watched.
+    silence_after: float | None = None
+    silence_notify: tuple[str, ...] | None = None  # None: ALERTIK_SILENCE_NOTIFY
+
+
 class RulesFile(Frozen, frozen=True, kw_only=True):
     """The rules file as read: its rules and what they send to."""
 
@@ -78,6 +95,7 @@ class RulesFile(Frozen, frozen=True, kw_only=True):
     # The names of alertik's environment notifiers (Telegram, Generic1...)
     # that rules send to, in order of first use.
     notifiers: tuple[str, ...] = ()
+    routers: tuple[RouterSettings, ...] = ()
 
     def where(self, rule: RawRule | None = None, key: str = "") -> str:
         """The file, the line, the rule and the key, for an error message."""
@@ -205,12 +223,87 @@ def parse(path: str, text: str, document: Mapping[str, Any]) -> RulesFile:
                 )
             if target not in notifiers:
                 notifiers.append(target)
+    routers = _routers(path, lines, document.get("routers", {}))
+    for router in routers:
+        for target in router.silence_notify or ():
+            if target in destinations:
+                continue
+            if target not in NOTIFIERS:
+                known = sorted(destinations) + list(NOTIFIERS)
+                raise ConfigError(
+                    VARIABLE,
+                    f"{path}{lines.at('routers')}, router {router.address!r}, key "
+                    f"silence_notify: {target!r} is not a destination; use one of "
+                    + ", ".join(known),
+                )
+            if target not in notifiers:
+                notifiers.append(target)
     return RulesFile(
         path=path,
         rules=rules,
         destinations=declared,
         notifiers=tuple(notifiers),
+        routers=routers,
     )
+
+
+def _routers(path: str, lines: _Lines, tables: object) -> tuple[RouterSettings, ...]:
+    """The [routers."ADDRESS"] tables: silence settings per router."""
+    if not isinstance(tables, dict) or not all(
+        isinstance(t, dict) for t in tables.values()
+    ):
+        raise ConfigError(
+            VARIABLE,
+            f"{path}{lines.at('routers')}: write each router as a table "
+            '[routers."192.0.2.1"] with its settings, e.g. silence_after = "1h"',
+        )
+    found = []
+    for address, table in tables.items():
+
+        def fail(key: str, problem: str) -> ConfigError:
+            at = f"{path}{lines.at('routers')}, router {address!r}"
+            return ConfigError(
+                VARIABLE, f"{at}{', key ' + key if key else ''}: {problem}"
+            )
+
+        try:
+            shown = str(ipaddress.ip_address(address))
+        except ValueError:
+            raise fail(
+                "",
+                "is not an IP address; name routers by the address they send "
+                "from, as the log archive shows it",
+            ) from None
+        for key in table:
+            if key not in ROUTER_KEYS:
+                raise fail(
+                    key, "is not a router setting; use " + ", ".join(ROUTER_KEYS)
+                )
+        after: float | None = None
+        if "silence_after" in table:
+            value = table["silence_after"]
+            try:
+                if not isinstance(value, str):
+                    raise Invalid(f'{value!r} is not text; write e.g. "1h" or "off"')
+                after = SILENCE_MAX(value)
+            except Invalid as exc:
+                raise fail("silence_after", str(exc)) from None
+            if after is None:
+                after = 0.0  # "off": this router is not watched
+        notify: tuple[str, ...] | None = None
+        if "silence_notify" in table:
+            names = table["silence_notify"]
+            if isinstance(names, str):
+                names = [names]
+            if not isinstance(names, list) or not all(
+                isinstance(n, str) for n in names
+            ):
+                raise fail("silence_notify", 'write a list of names, e.g. ["Telegram"]')
+            notify = tuple(names)
+        found.append(
+            RouterSettings(address=shown, silence_after=after, silence_notify=notify)
+        )
+    return tuple(found)
 
 
 def _destinations(path: str, lines: _Lines, tables: object) -> tuple[Destination, ...]:

@@ -64,13 +64,14 @@ class Silence:
     """Which routers are silent; what to say when that changes.
 
     ``last`` is the matcher's own map of router -> last message (wall clock);
-    ``after`` the window for every router unless ``windows`` gives a router
-    its own (None: that router is not watched).
+    ``after`` the window for the pipeline and every router unless ``windows``
+    gives a router its own (None: that router is not watched; ``after`` None:
+    only the routers ``windows`` names are watched, and not the pipeline).
     """
 
     def __init__(
         self,
-        after: float,
+        after: float | None,
         last: dict[str, float],
         started: float,
         windows: dict[str, float | None] | None = None,
@@ -127,7 +128,8 @@ class Silence:
         """Routers (or the pipeline) that went quiet since the last check."""
         notices = []
         latest = max(self.last.values(), default=self.started)
-        if not self.pipeline_silent and now - latest >= self.after:
+        after = self.after
+        if after is not None and not self.pipeline_silent and now - latest >= after:
             self.pipeline_silent = True
             self.pipeline_since = latest
             named = []
@@ -140,10 +142,10 @@ class Silence:
             if self.last:
                 quiet = f" (last from {', '.join(sorted(named)) or 'any router'} "
                 quiet += f"at {_clock(latest)})"
-                what = f"no router has sent anything for {span(self.after)}"
+                what = f"no router has sent anything for {span(after)}"
             else:
                 quiet = ""
-                what = f"nothing received in the {span(self.after)} since start-up"
+                what = f"nothing received in the {span(after)} since start-up"
             notices.append(
                 Notice(kind="silent", router="", text=f"alertik: {what}{quiet}")
             )
@@ -154,7 +156,7 @@ class Silence:
             window = self.window(router)
             if window is None or now - when < window:
                 continue
-            if latest < when + window:
+            if after is not None and latest < when + window:
                 # Nobody has been heard since this router's window ran out:
                 # either it alone went quiet (someone else is heard soon) or
                 # everything did (the pipeline's alert, soon, names it).

@@ -92,12 +92,10 @@ class Matcher(Stage):
         self.raised: dict[str, int] = {}  # per destination
         self.router_alerts: dict[str, int] = {}
         self.silence_alerts = {"silent": 0, "back": 0}
-        self.silence = (
-            None
-            if cfg.silence_after is None
-            else Silence(cfg.silence_after, self.last_seen, time.time())
-        )
+        self.silence: Silence | None = None
+        self.silence_notify: dict[str, tuple[str, ...]] = {}  # router -> targets
         self.next_silence_check = 0.0
+        self.watch_silence(cfg)
 
     def open(self, wiring: Wiring) -> None:
         self.inbox = wiring.pull("matcher")
@@ -247,14 +245,36 @@ class Matcher(Stage):
             router = self.routers.label(alert.sender)
             self.router_alerts[router] = self.router_alerts.get(router, 0) + 1
 
+    def watch_silence(self, cfg: Config) -> None:
+        """ALERTIK_SILENCE_* and the rules file's [routers."ADDRESS"] tables
+        (at start and after each reload of the file)."""
+        windows: dict[str, float | None] = {}
+        self.silence_notify = {}
+        for router in cfg.rules_file.routers if cfg.rules_file is not None else ():
+            if router.silence_after is not None:
+                windows[router.address] = router.silence_after or None
+            if router.silence_notify is not None:
+                self.silence_notify[router.address] = router.silence_notify
+        if cfg.silence_after is None and not any(windows.values()):
+            self.silence = None
+        elif self.silence is None:
+            self.silence = Silence(
+                cfg.silence_after, self.last_seen, time.time(), windows
+            )
+        else:
+            self.silence.after = cfg.silence_after
+            self.silence.windows = windows
+
     def raise_silence(self, notices: list[Notice]) -> None:
-        """Send each silence notice to every ALERTIK_SILENCE_NOTIFY notifier."""
+        """Send each silence notice to the router's silence_notify (rules file)
+        or else to every ALERTIK_SILENCE_NOTIFY destination."""
         node = self.cfg.ingest.node_name
         for notice in notices:
             now = time.time()
             log.warning("%s", notice.text)
             self.silence_alerts[notice.kind] += 1
-            for notifier in self.cfg.silence_notify:
+            targets = self.silence_notify.get(notice.router, self.cfg.silence_notify)
+            for notifier in targets:
                 alert = Alert(
                     id=f"{node}/silence/{notice.router or '*'}/{notice.kind}/"
                     f"{now:.6f}/{notifier}",
@@ -365,6 +385,7 @@ class Matcher(Stage):
             cfg, rules = job.result
             self.cfg = cfg
             self.rules = rules
+            self.watch_silence(cfg)
             self.reloads += 1
             kept = self.gate.rules.keys() & {r.identity for r in rules.file_rules}
             released = self.gate.rebind(rules.file_rules)

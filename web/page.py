@@ -308,6 +308,26 @@ def workbench_page(
     return _page("alertik · rule workbench", "".join(parts))
 
 
+def _deliveries(deliveries: list[dict[str, Any]]) -> tuple[str, str]:
+    """The texts, and what each destination gets, as two cells."""
+    texts = []
+    bodies = []
+    for d in deliveries:
+        who = f"<strong>{escape(d.get('destination', ''))}</strong>: "
+        texts.append(escape(d.get("text", "")))
+        messages = d.get("messages")
+        if messages is None:
+            bodies.append(who + "<em>not configured</em>")
+        elif d.get("how") == "action":
+            bodies.append(who + f"an action, address {escape(d.get('address') or '')}")
+        else:
+            bodies.append(
+                who + " + ".join(f"<code>{escape(b)}</code>" for b in messages)
+            )
+    unique = list(dict.fromkeys(texts))
+    return "<br>".join(unique), "<br>".join(bodies)
+
+
 def _results(result: dict[str, Any]) -> str:
     rules: list[str] = result.get("rules", [])
     out = ['<div id="results">']
@@ -321,14 +341,16 @@ def _results(result: dict[str, Any]) -> str:
         by_rule: dict[str, list[dict[str, Any]]] = {}
         for m in matches:
             by_rule.setdefault(m["rule"], []).append(m)
+        why = {m["rule"]: m["why"] for m in line.get("missed", [])}
         rows = []
         for rule in rules or list(by_rule):
             found = by_rule.get(rule)
             if not found:
+                result_text = escape(why.get(rule, "no match"))
                 rows.append(
                     f'<tr data-rule="{escape(rule)}">'
                     f'<td data-label="rule">{escape(rule)}</td>'
-                    '<td class=nomatch data-label="result">no match</td></tr>'
+                    f'<td class=nomatch data-label="result">{result_text}</td></tr>'
                 )
                 continue
             for m in found:
@@ -337,19 +359,23 @@ def _results(result: dict[str, Any]) -> str:
                     + ("<em>unset</em>" if c is None else f"<code>{escape(c)}</code>")
                     for n, c in enumerate(m.get("captures", []), start=1)
                 )
-                messages = m.get("messages")
-                bodies = (
-                    "<em>not configured</em>"
-                    if messages is None
-                    else "<br>".join(f"<code>{escape(b)}</code>" for b in messages)
+                if m.get("key"):
+                    captures += f"<br>key = <code>{escape(m['key'])}</code>"
+                text, bodies = _deliveries(m.get("deliveries", []))
+                notes = "".join(
+                    f"<br><span class=muted>{escape(n)}</span>"
+                    for n in m.get("notes", [])
                 )
+                if not m.get("deliveries"):
+                    text = "<em>nothing sent now</em>"
+                destinations = ", ".join(m.get("destinations", []))
                 rows.append(
                     f'<tr data-rule="{escape(rule)}" class="hit">'
                     f'<td data-label="rule">{escape(rule)}</td>'
                     '<td class=match data-label="result">'
-                    f"match → {escape(m['destination'])}</td>"
+                    f"match → {escape(destinations)}{notes}</td>"
                     f'<td class="captures" data-label="captures">{captures or "–"}</td>'
-                    f'<td class="text" data-label="text">{escape(m["text"])}</td>'
+                    f'<td class="text" data-label="text">{text}</td>'
                     '<td class="text messages" data-label="what the destination gets">'
                     f"{bodies}</td></tr>"
                 )

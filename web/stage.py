@@ -34,6 +34,7 @@ QUERY_TIMEOUT_S = 2.0
 # heartbeats come once a second), and how long the loop waits for that.
 SAMPLE_EVERY_S = 1.0
 SAMPLE_TIMEOUT_S = 0.5
+SAMPLE_RETRY_S = 0.1
 # Tap messages read per turn, so that a flood of alerts cannot hold the loop.
 TAP_BATCH = 500
 # Bind-only hosts, and where a reader on the same host connects instead.
@@ -205,6 +206,8 @@ class Web(Stage):
                     f"alertik run is not answering at "
                     f"{status.keeper_path(self.cfg.run_dir)} ({exc})"
                 )
+            # Soon again: until the first answer the last hour has no start.
+            self.next_sample = time.monotonic() + SAMPLE_RETRY_S
             return
         minute = int(time.time() // 60)
         stages = answer.get("stages", {})

@@ -139,6 +139,12 @@ def test_the_status_page_shows_the_runs_numbers_and_the_workbench_its_captures(
     port = udp_port_of(run)
     url = page_url(run)
     run.wait_line("success: web entered RUNNING state")
+    # The page's last hour starts when it first hears from the stages.
+    wait_for(
+        lambda: fetch(url + "/").count('<span class="state up">running') == 4,
+        15,
+        "the page to hear from every stage",
+    )
     send_from("127.0.0.1", port, LOGIN, INFO, INFO, LOGIN, INFO, INFO)
     send_from("127.0.0.2", port, INFO, LINK, INFO)
     webhook.wait(3)
@@ -223,7 +229,7 @@ def test_the_status_page_shows_the_runs_numbers_and_the_workbench_its_captures(
         "Failed login as admin from 10.0.0.9"
     )
     assert hit.find_element(By.CLASS_NAME, "messages").text == (
-        '{"text":"Failed login as admin from 10.0.0.9"}'
+        'Generic1: {"text":"Failed login as admin from 10.0.0.9"}'
     )
     other = first_line.find_element(By.CSS_SELECTOR, 'tr[data-rule="EVENT1"]')
     assert "no match" in other.text

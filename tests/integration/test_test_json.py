@@ -38,12 +38,14 @@ def test_json_gives_captures_text_and_each_body_with_secrets_hidden(
     result = json.loads(done.stdout)
     assert result["rules"] == ["EVENT0", "EVENT1"]
     first, second = result["lines"]
-    assert second == {"line": "nothing", "matches": []}
+    assert second == {"line": "nothing", "matches": [], "missed": []}
     (match,) = first["matches"]
-    assert match["rule"] == "EVENT0" and match["destination"] == "Pushover"
+    assert match["rule"] == "EVENT0" and match["destinations"] == ["Pushover"]
     assert match["captures"] == ["admin", None]
     assert match["text"] == "admin !"
-    (body,) = match["messages"]
+    (delivery,) = match["deliveries"]
+    assert delivery["destination"] == "Pushover" and delivery["how"] == "http"
+    (body,) = delivery["messages"]
     assert "message=admin+%21" in body
     assert "<redacted>" in body or "%3Credacted%3E" in body
     assert TOKEN not in done.stdout.decode() and USER not in done.stdout.decode()

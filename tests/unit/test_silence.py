@@ -119,3 +119,51 @@ def test_spans_read_as_people_write_them() -> None:
     assert span(900) == "15m"
     assert span(3600 + 300) == "1h 5m"
     assert span(86400) == "1d"
+
+
+def test_without_a_global_window_only_the_routers_given_one_are_watched() -> None:
+    feed = Feed(after=None, **{"192.0.2.1": 60.0})  # type: ignore[arg-type]
+    feed.send("192.0.2.1", 0)
+    feed.send("192.0.2.2", 0)
+    for at in range(1, 1000, 5):
+        feed.check(at)
+    assert feed.kinds() == [("silent", "192.0.2.1")]
+
+
+def test_the_rules_file_sets_a_routers_window_and_destinations(tmp_path) -> None:
+    from alertik.common.config import ConfigError, load
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[routers."192.0.2.1"]\nsilence_after = "1h30m"\n'
+        'silence_notify = ["Generic2"]\n\n'
+        '[routers."192.0.2.9"]\nsilence_after = "off"\n'
+    )
+    env = {
+        "ALERTIK_RUN_DIR": str(tmp_path / "run"),
+        "ALERTIK_RULES_FILE": str(rules),
+        "ALERTIK_SILENCE_AFTER": "15m",
+        "ALERTIK_SILENCE_NOTIFY": "Generic1",
+        "GENERIC1_WEBHOOK_URL": "http://127.0.0.1:9/a",
+        "GENERIC2_WEBHOOK_URL": "http://127.0.0.1:9/b",
+    }
+    cfg = load(env)
+    assert cfg.rules_file is not None
+    routers = {r.address: r for r in cfg.rules_file.routers}
+    assert routers["192.0.2.1"].silence_after == 5400
+    assert routers["192.0.2.1"].silence_notify == ("Generic2",)
+    assert routers["192.0.2.9"].silence_after == 0
+    assert {d.name for d in cfg.notify.destinations} == {"Generic1", "Generic2"}
+    for bad, words in (
+        ('[routers."core"]\nsilence_after = "1h"\n', "is not an IP address"),
+        ('[routers."192.0.2.1"]\nsilence = "1h"\n', "is not a router setting"),
+        ('[routers."192.0.2.1"]\nsilence_after = "soon"\n', "is not a time span"),
+        ('[routers."192.0.2.1"]\nsilence_notify = ["Nobody"]\n', "not a destination"),
+    ):
+        rules.write_text(bad)
+        try:
+            load(env)
+        except ConfigError as exc:
+            assert exc.variable == "ALERTIK_RULES_FILE" and words in str(exc), exc
+        else:
+            raise AssertionError(f"{bad!r} was taken")

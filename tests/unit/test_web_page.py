@@ -98,12 +98,21 @@ def test_everything_from_the_network_is_escaped() -> None:
                     "matches": [
                         {
                             "rule": "EVENT0",
-                            "destination": "Generic1",
+                            "file": False,
+                            "destinations": ["Generic1"],
                             "captures": [hostile, None],
                             "text": hostile,
-                            "messages": [hostile],
+                            "deliveries": [
+                                {
+                                    "destination": "Generic1",
+                                    "text": hostile,
+                                    "how": "http",
+                                    "messages": [hostile],
+                                }
+                            ],
                         }
                     ],
+                    "missed": [],
                 }
             ],
         },
