@@ -66,6 +66,10 @@ def _stages(cfg: Config, wanted: str | None) -> tuple[str, ...]:
         )
     if "forwarder" in stages and cfg.forwarder is None:
         raise ConfigError("--stages", "forwarder needs FORWARD_HOST and FORWARD_PORT")
+    if "web" in stages and not cfg.web.enabled:
+        raise ConfigError(
+            "--stages", "web needs ALERTIK_WEB_ADDR or ALERTIK_METRICS_ADDR"
+        )
     return stages
 
 

@@ -186,3 +186,40 @@ def test_metrics_away_from_loopback_need_the_password(
     assert scrape(url, {"Authorization": f"Basic {basic}"})
     assert run.terminate() == 0
     assert secret not in run.output
+
+
+def test_routers_past_the_bound_share_one_label_and_still_count(
+    tmp_path: Path, spawn: Callable[..., Proc]
+) -> None:
+    """1. `alertik run` with /metrics;
+    2. 230 loopback addresses send one line each, the first 10 twice.
+    Result: 200 routers have a label of their own, the rest count as
+    "other", and every message is counted."""
+    env = base_env(tmp_path, ALERTIK_METRICS_ADDR="127.0.0.1:0")
+    run = spawn("run", env=env)
+    port = udp_port_of(run)
+    url = metrics_url(run)
+    run.wait_line("success: web entered RUNNING state")
+    sources = [f"127.0.{i // 250 + 1}.{i % 250 + 1}" for i in range(230)]
+    for source in sources[:10]:
+        send_from(source, port, LINK)
+    for source in sources:
+        send_from(source, port, LINK)
+    received = "alertik_messages_received_total"
+
+    def counted() -> Samples | None:
+        samples = scrape(url)
+        return samples if total(samples, received) == 240 else None
+
+    m = wait_for(counted, 15, "240 messages counted")
+    routers = {dict(labels)["router"] for name, labels in m if name == received}
+    assert len(routers) == 201 and "other" in routers
+    assert total(m, received, router="other") == 30
+    assert total(m, received, router=sources[0]) == 2
+    last = {
+        dict(labels)["router"]
+        for name, labels in m
+        if name == "alertik_router_last_message_seconds"
+    }
+    assert len(last) == 201
+    assert run.terminate() == 0
