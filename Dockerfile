@@ -63,6 +63,7 @@ COPY ingest ./ingest
 COPY matcher ./matcher
 COPY notify ./notify
 COPY forwarder ./forwarder
+COPY web ./web
 RUN python3 -m pip --python /opt/alertik/bin/python install \
         --no-cache-dir --no-compile --no-deps --no-build-isolation \
         --root /app . \

@@ -45,3 +45,16 @@ def test_the_package_ships_every_stage_and_the_supervisord_conf() -> None:
     assert "supervisord.conf" in setup["package-data"]["alertik"]
     shipped = REPO / "alertik" / "supervisord.conf"
     assert shipped.resolve() == (REPO / "supervisord.conf").resolve()
+
+
+def test_the_image_copies_every_stage_and_locks_every_dependency() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    for folder in (*STAGES, "common", "alertik"):
+        assert f"COPY {folder} ./{folder}\n" in dockerfile, folder
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    lock = (REPO / "requirements.lock").read_text().lower().replace("_", "-")
+    from_debian = {"pyzmq", "google-re2"}  # Debian's builds, see the Dockerfile
+    for requirement in project["project"]["dependencies"]:
+        name = requirement.split(">")[0].split("=")[0].strip().lower().replace("_", "-")
+        if name not in from_debian:
+            assert f"\n{name}==" in lock, name
