@@ -355,14 +355,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Alertik:
-    """``python -m alertik run`` in its own session, output kept with timestamps."""
+    """``python -P -m alertik run`` in its own session, output kept with timestamps.
+
+    -P: a checkout in the working directory must not shadow the installed
+    alertik.
+    """
 
     def __init__(self, env: dict[str, str], args: Sequence[str] = ()) -> None:
         self.env = env
         self.log_path = env.get("ALERTIK_LOG_FILE", "")
         self.started = time.monotonic()
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "alertik", "run", *args],
+            [sys.executable, "-P", "-m", "alertik", "run", *args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -61,7 +61,7 @@ def udp_bound(port: int) -> bool:
 def command(use_python: bool) -> list[str]:
     script = os.path.join(os.path.dirname(sys.executable), "alertik")
     if use_python or not os.path.exists(script):
-        return [sys.executable, "-m", "alertik", "run"]
+        return [sys.executable, "-P", "-m", "alertik", "run"]
     return [script, "run"]
 
 
