@@ -138,7 +138,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         env[f"ALERTIK_START_{stage.upper()}"] = "true" if stage in stages else "false"
     conf = resources.files("alertik").joinpath("supervisord.conf")
     with resources.as_file(conf) as path:
-        supervisord = [sys.executable, "-P", "-m", "supervisor.supervisord"]
+        supervisord = [sys.executable, "-P", "-m", "alertik.supervise"]
         argv = [sys.executable, "-P", "-m", "alertik.keeper", *supervisord]
         argv += ["--nodaemon", "--configuration", str(path)]
         if os.getuid() == 0:

@@ -57,7 +57,7 @@ def role(pid: int) -> str | None:
         return None
     if "alertik.keeper" in argv:
         return "keeper"
-    if any(a.endswith("supervisord") for a in argv):
+    if any(a.endswith("supervisord") or a == "alertik.supervise" for a in argv):
         return "supervisord"
     for i, arg in enumerate(argv[:-1]):
         if (arg == "alertik" or arg.endswith("/alertik")) and argv[i + 1] in STAGES:

@@ -278,7 +278,7 @@ def supervisord_pid(pid: int) -> int:
     """The supervisord below `alertik run`'s keeper."""
     table = processes()
     for child in children_of(pid):
-        if b"supervisor.supervisord" in table.get(child, (0, []))[1]:
+        if b"alertik.supervise" in table.get(child, (0, []))[1]:
             return child
     raise AssertionError(f"no supervisord under {pid}")
 
