@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import logging
@@ -16,6 +15,8 @@ from alertik.common import config as config_mod
 from alertik.common.config import STAGES, Config, ConfigError
 
 if TYPE_CHECKING:
+    import argparse
+
     from alertik.matcher.rules import RuleSet
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,18 @@ def cmd_health(args: argparse.Namespace) -> int:
     return health.main()
 
 
+def stage_main(name: str) -> int:
+    """Run one stage in the foreground until it is stopped."""
+    from alertik.common.lifecycle import run_stage
+
+    module = importlib.import_module(f"alertik.{name}.stage")
+    code: int = run_stage(getattr(module, name.capitalize()))
+    return code
+
+
 def cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from alertik.common.lifecycle import run_stage
-
-        module = importlib.import_module(f"alertik.{name}.stage")
-        return run_stage(getattr(module, name.capitalize()))
+        return stage_main(name)
 
     return run
 
@@ -308,6 +315,8 @@ def cmd_send_test(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="alertik",
         description="Syslog server and event notifier for MikroTik RouterOS. "
@@ -373,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    if len(words) == 1 and words[0] in STAGES:
+        # A stage as supervisord starts it, without argparse: every module a
+        # stage loads costs memory for as long as it runs.
+        return stage_main(words[0])
     if words and words[0] in TOOLS:
         # Handed over whole, so that `alertik tap --help` is the tool's help.
         tool = importlib.import_module(f"alertik.{words[0]}")

@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import os
 import time
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -21,11 +22,12 @@ from alertik.common.net import host_port, unmapped
 from alertik.common.schema import ENCODER, SyslogEvent
 from alertik.common.text import truncate_utf8
 from alertik.common.throttle import Throttled
-from alertik.common.tls import describe as describe_tls, server_context
 from alertik.ingest.allow import AllowList
 from alertik.ingest.listen import listen_error, open_udp, take_udp
 from alertik.ingest.tcp import TcpListener, fit_descriptors
-from alertik.ingest.tls import TlsListener
+
+if TYPE_CHECKING:
+    from alertik.ingest.tls import TlsListener
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,10 @@ class Ingest(Stage):
             self.tcp.register(wiring.poller)
         ing = cfg.ingest
         if ing.tls_port is not None:
+            # Only with a TLS port: ssl costs ingest 5 MiB it otherwise never uses.
+            from alertik.common.tls import describe as describe_tls, server_context
+            from alertik.ingest.tls import TlsListener
+
             # Checked by config.load(); read again now, as the files may
             # have changed since.
             context = server_context(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
@@ -176,6 +182,8 @@ class Ingest(Stage):
         if self.tls is None:
             log.info("ingest has nothing to reload (no TLS listener)")
             return
+        from alertik.common.tls import describe as describe_tls, server_context
+
         ing = self.cfg.ingest
         try:
             context = server_context(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
