@@ -430,15 +430,17 @@ class Alertik:
             self.wait_line(rf"success: {stage} entered RUNNING state", timeout)
 
     def processes(self) -> dict[str, int]:
-        """supervisord's pid and each stage's, by name."""
-        out = {"supervisord": self.popen.pid}
+        """The keeper's pid (alertik run's), supervisord's and each stage's."""
+        out = {"keeper": self.popen.pid}
         for pid in proc_children(self.popen.pid):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     argv = f.read().split(b"\0")
             except OSError:
                 continue
-            if b"alertik" in argv and len(argv) > argv.index(b"alertik") + 1:
+            if b"alertik.supervise" in argv:
+                out["supervisord"] = pid
+            elif b"alertik" in argv and len(argv) > argv.index(b"alertik") + 1:
                 out[argv[argv.index(b"alertik") + 1].decode()] = pid
         return out
 
