@@ -37,7 +37,6 @@ table is generated from this module::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -279,6 +278,8 @@ def with_section(doc: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import argparse  # here, not in the matcher stage that imports this module
+
     parser = argparse.ArgumentParser(
         prog="python -m alertik.matcher.presets",
         description="Print the presets section, or write it into docs/RULES.md.",

@@ -20,7 +20,6 @@ and ``@{field}``, one of FIELDS; ``@{cef.KEY}`` is a CEF field.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
@@ -407,6 +406,8 @@ def _identity(spec: Spec) -> str:
             key,
         ]
     )
+    import hashlib  # only with a rules file: it costs a stage 4 MiB otherwise
+
     return spec.name + "/" + hashlib.sha256(data).hexdigest()[:16]
 
 
