@@ -34,6 +34,7 @@ Faults never stop notify; each lasts only as long as its cause:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -99,10 +100,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     alert_id TEXT NOT NULL,
     notifier TEXT NOT NULL,
     text TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    received REAL NOT NULL,
-    sender TEXT NOT NULL,
-    node TEXT NOT NULL,
     queued_at REAL NOT NULL,
     parts_done INTEGER NOT NULL DEFAULT 0
 );
@@ -114,7 +111,11 @@ CREATE TABLE IF NOT EXISTS seen (
     UNIQUE (alert_id, notifier)
 );
 """
-_COLUMNS = "seq, alert_id, notifier, text, queued_at, parts_done"
+# Whole rows, in OUTBOX_COLUMNS order (copies between the file and memory).
+_INSERT_ROWS = (
+    f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES "
+    f"({', '.join('?' * len(OUTBOX_COLUMNS.split(',')))})"
+)
 
 T = TypeVar("T")
 
@@ -164,6 +165,7 @@ def _connect(
             # what was written); only a power cut can lose the last commits.
             db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
+        _drop_unread_columns(db)
         if max_pages is not None:
             db.execute(f"PRAGMA max_page_count={int(max_pages)}")
         # A write up front: a read-only file or directory shows up now.
@@ -173,6 +175,18 @@ def _connect(
         db.close()
         raise
     return db
+
+
+# Columns outboxes before version 0.2 wrote and nothing ever read.
+UNREAD_COLUMNS = ("rule", "received", "sender", "node")
+
+
+def _drop_unread_columns(db: sqlite3.Connection) -> None:
+    """An older outbox keeps its rows; the columns nothing read go."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    for column in UNREAD_COLUMNS:
+        if column in present:
+            db.execute(f"ALTER TABLE outbox DROP COLUMN {column}")
 
 
 def _damaged(exc: BaseException) -> bool:
@@ -211,10 +225,8 @@ def _in_transaction(
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
         raise
     return result
 
@@ -358,10 +370,8 @@ class Outbox:
         self._on_disk = on_disk
         self._counts = counts
         if old is not None and old is not db:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 old.close()
-            except sqlite3.Error:
-                pass
 
     def _to_memory(self, exc: BaseException, copy: bool) -> None:
         """Go on in memory, with the file's rows if copy (and they can be read)."""
@@ -370,11 +380,11 @@ class Outbox:
         self._copied = None
         if copy and self._db is not None and self._on_disk:
             try:
-                rows = self._db.execute("SELECT * FROM outbox ORDER BY seq").fetchall()
+                rows = self._db.execute(
+                    f"SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY seq"
+                ).fetchall()
                 seen = self._db.execute("SELECT * FROM seen ORDER BY n").fetchall()
-                memory.executemany(
-                    "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
+                memory.executemany(_INSERT_ROWS, rows)
                 memory.executemany("INSERT INTO seen VALUES (?, ?, ?)", seen)
                 self._copied = self._max_seq
                 self._seen_copied = int(seen[-1][0]) if seen else 0
@@ -391,10 +401,8 @@ class Outbox:
                         self._file,
                     )
         if self._db is not None and self._on_disk:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._db.close()
-            except sqlite3.Error:
-                pass
             self._db = None
         if not self._seq_known:
             self._max_seq = max(self._max_seq, UNKNOWN_SEQ_BASE)
@@ -431,11 +439,7 @@ class Outbox:
         memory = self._db
         known = {r[0] for r in memory.execute("SELECT seq FROM outbox")}
         rows = [r for r in found.rows if r[0] not in known]
-        memory.executemany(
-            f"INSERT INTO outbox ({OUTBOX_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        memory.executemany(_INSERT_ROWS, rows)
         memory.executemany(
             "INSERT OR IGNORE INTO seen (alert_id, notifier) VALUES (?, ?)",
             found.seen,
@@ -625,15 +629,14 @@ class Outbox:
             rows = [
                 r
                 for r in memory.execute(
-                    "SELECT * FROM outbox WHERE seq > ? ORDER BY seq", (above,)
+                    f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE seq > ? ORDER BY seq",
+                    (above,),
                 )
                 if (r[1], r[2]) not in repeated
             ]
             # A seq taken already would be a bug (see UNKNOWN_SEQ_BASE): it
             # raises, and the rows stay in memory.
-            db.executemany(
-                "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
+            db.executemany(_INSERT_ROWS, rows)
             _set_sequence(db, "outbox", self._max_seq)
             return len(rows)
 
@@ -677,18 +680,9 @@ class Outbox:
                     result.duplicates += 1
                     continue
                 cur = db.execute(
-                    "INSERT INTO outbox (alert_id, notifier, text, rule, received, "
-                    "sender, node, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        alert.id,
-                        alert.notifier,
-                        alert.text,
-                        alert.rule,
-                        alert.received,
-                        alert.sender,
-                        alert.node,
-                        now,
-                    ),
+                    "INSERT INTO outbox (alert_id, notifier, text, queued_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (alert.id, alert.notifier, alert.text, now),
                 )
                 result.last_seq = max(result.last_seq, cur.lastrowid or 0)
                 result.stored[alert.notifier] = result.stored.get(alert.notifier, 0) + 1
@@ -712,7 +706,7 @@ class Outbox:
     @staticmethod
     def _discard_oldest(db: sqlite3.Connection, count: int) -> list[Entry]:
         rows = db.execute(
-            f"SELECT {_COLUMNS} FROM outbox ORDER BY seq LIMIT ?", (count,)
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY seq LIMIT ?", (count,)
         ).fetchall()
         if rows:
             db.execute("DELETE FROM outbox WHERE seq <= ?", (rows[-1][0],))
@@ -735,7 +729,7 @@ class Outbox:
 
         def work(db: sqlite3.Connection) -> list[Entry]:
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE queued_at < ? ORDER BY seq",
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE queued_at < ? ORDER BY seq",
                 (cutoff,),
             ).fetchall()
             if rows:
@@ -758,7 +752,7 @@ class Outbox:
                 lambda db: [
                     _entry(r)
                     for r in db.execute(
-                        f"SELECT {_COLUMNS} FROM outbox WHERE notifier = ? "
+                        f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE notifier = ? "
                         "ORDER BY seq LIMIT ?",
                         (notifier, limit),
                     )

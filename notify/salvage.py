@@ -28,18 +28,12 @@ from typing import Any
 KEY_MIN = -(1 << 63)
 KEY_MAX = (1 << 63) - 1
 
-OUTBOX_COLUMNS = (
-    "seq, alert_id, notifier, text, rule, received, sender, node, queued_at, parts_done"
-)
+OUTBOX_COLUMNS = "seq, alert_id, notifier, text, queued_at, parts_done"
 _NUMBER = (int, float)
 # The types each outbox column was written with, in OUTBOX_COLUMNS order.
 _OUTBOX_TYPES: tuple[tuple[type, ...], ...] = (
     (int,),
     (str,),
-    (str,),
-    (str,),
-    (str,),
-    _NUMBER,
     (str,),
     (str,),
     _NUMBER,

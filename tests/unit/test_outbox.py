@@ -412,3 +412,38 @@ def test_a_row_handed_out_before_an_unreadable_fault_is_still_deleted_after(
     assert box.persistent
     assert [e.alert_id for e in box.pending("Slack", 10)] == ["id-2", "id-3"]
     box.close()
+
+
+def test_an_outbox_of_an_older_version_keeps_its_rows_and_loses_unread_columns(
+    tmp_path: Path,
+) -> None:
+    """Outboxes before 0.2 also stored rule, received, sender and node, which
+    nothing read; one written then still delivers what it holds."""
+    old = sqlite3.connect(tmp_path / OUTBOX_FILE)
+    old.executescript(
+        """
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL,
+            notifier TEXT NOT NULL, text TEXT NOT NULL, rule TEXT NOT NULL,
+            received REAL NOT NULL, sender TEXT NOT NULL, node TEXT NOT NULL,
+            queued_at REAL NOT NULL, parts_done INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE seen (n INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id TEXT NOT NULL, notifier TEXT NOT NULL,
+            UNIQUE (alert_id, notifier));
+        INSERT INTO outbox VALUES (7, 'old-1', 'Slack', 'from before', 'EVENT0',
+            1.0, '192.0.2.1', 'node', 2.0, 0);
+        INSERT INTO seen (alert_id, notifier) VALUES ('old-1', 'Slack');
+        """
+    )
+    old.close()
+    box = open_box(tmp_path)
+    box.add([alert(1)])
+    assert [(e.alert_id, e.text) for e in box.pending("Slack", 10)] == [
+        ("old-1", "from before"),
+        ("id-1", "text 1"),
+    ]
+    box.close()
+    db = sqlite3.connect(tmp_path / OUTBOX_FILE)
+    columns = [r[1] for r in db.execute("PRAGMA table_info(outbox)")]
+    db.close()
+    assert columns == ["seq", "alert_id", "notifier", "text", "queued_at", "parts_done"]
