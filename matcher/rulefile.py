@@ -59,13 +59,23 @@ FIELDS = {
     "message": "the message without its header",
     "line": "the whole line as received",
     "format": "default, rfc3164, rfc5424, cef or unknown",
+    "timestamp": "the time in the header, as the router wrote it (empty if none)",
+    "facility": "the syslog facility's number (empty if none)",
+    "app": "RFC 5424's APP-NAME, or the BSD tag (empty if none)",
+    "procid": "RFC 5424's PROCID, or the BSD tag's [pid] (empty if none)",
+    "msgid": "RFC 5424's MSGID (empty if none)",
+    "structured_data": "RFC 5424's STRUCTURED-DATA, as sent (empty if none)",
     "rule": "the rule's name",
     "node": "the name of the ingest node that received it",
     "count": "how many hits the threshold counted (1 without one)",
     "cef.KEY": "a CEF field, e.g. @{cef.src} (empty if absent)",
 }
 # The fields that need the header parsed.
-_PARSED = frozenset({"router", "hostname", "topics", "severity", "message", "format"})
+_HEADER = ("timestamp", "app", "procid", "msgid", "structured_data")
+_PARSED = frozenset(
+    {"router", "hostname", "topics", "severity", "message", "format", "facility"}
+    | set(_HEADER)
+)
 _TOKEN = re.compile(r"@(?:([0-9][0-9]?)|(@)|\{([^{}]*)\})")
 _TOPIC = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _DURATION = re.compile(r"(?:[0-9]+[smhd])+")
@@ -120,7 +130,7 @@ class Spec(_Spec, frozen=True, kw_only=True):
     text: str | None = None
 
 
-KEYS = tuple(Spec.__struct_fields__) + ("preset",)
+KEYS = (*tuple(Spec.__struct_fields__), "preset")
 
 
 def _listed(value: str | tuple[str, ...]) -> tuple[str, ...]:
@@ -163,7 +173,7 @@ class Quiet(msgspec.Struct, frozen=True, kw_only=True):
 class Record:
     """One message as the rules see it; its header is parsed on first use."""
 
-    __slots__ = ("raw", "sender", "node", "_parsed")
+    __slots__ = ("_parsed", "node", "raw", "sender")
 
     def __init__(self, raw: bytes, sender: str, node: str) -> None:
         self.raw = raw
@@ -202,6 +212,10 @@ class Record:
             return p.message or ""
         if name == "format":
             return p.format
+        if name == "facility":
+            return "" if p.facility is None else str(p.facility)
+        if name in _HEADER:
+            return getattr(p, name) or ""
         if name.startswith("cef."):
             return (p.cef or {}).get(name[4:], "")
         return ""
@@ -210,7 +224,7 @@ class Record:
 class Hit:
     """A FileRule that matched a record, with its captures."""
 
-    __slots__ = ("rule", "record", "captures", "key")
+    __slots__ = ("captures", "key", "record", "rule")
 
     def __init__(
         self, rule: FileRule, record: Record, captures: Sequence[bytes | None]
@@ -232,29 +246,29 @@ class FileRule:
     """A rule of the rules file, ready to match."""
 
     __slots__ = (
-        "name",
-        "spec",
-        "compiled",
         "actions",
-        "identity",
-        "where",
-        "notifiers",
         "addresses",
-        "messages",
-        "needle",
-        "regex",
-        "icase",
-        "excludes",
-        "topics",
-        "severity",
-        "routers",
-        "text",
-        "key",
-        "count",
-        "window",
+        "compiled",
         "cooldown",
-        "quiet",
+        "count",
+        "excludes",
         "fields",
+        "icase",
+        "identity",
+        "key",
+        "messages",
+        "name",
+        "needle",
+        "notifiers",
+        "quiet",
+        "regex",
+        "routers",
+        "severity",
+        "spec",
+        "text",
+        "topics",
+        "where",
+        "window",
     )
 
     def __init__(
@@ -492,7 +506,9 @@ def compile_rule(
     for name, mask in masks:
         parts = _mask("notify", mask)
 
-        def fail_action(key: str, problem: str, name: str = name) -> ConfigError:
+        def fail_action(
+            key: str, problem: str, name: str = name, mask: str = mask
+        ) -> ConfigError:
             return fail(
                 key, f"sends to {name}, whose address = {mask!r} fails here: {problem}"
             )

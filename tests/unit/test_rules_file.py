@@ -153,7 +153,7 @@ def test_toml_syntax_errors_name_the_line_and_column(tmp_path: Path) -> None:
 
 
 def test_a_missing_file_is_refused_with_its_path(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read .*nope.toml: No such file"):
+    with pytest.raises(ConfigError, match=r"cannot read .*nope\.toml: No such file"):
         rulesfile.read(str(tmp_path / "nope.toml"))
 
 
@@ -383,6 +383,24 @@ def test_cef_fields_and_the_line_are_fields_of_the_text(tmp_path: Path) -> None:
     hit = check(rule, FORMATS["cef"])
     assert isinstance(hit, Hit)
     assert hit.text() == "192.0.2.1 hAP ax^2 | cef @ " + FORMATS["cef"].decode()
+
+
+def test_an_rfc_5424_header_gives_its_fields_to_the_text(tmp_path: Path) -> None:
+    (rule,) = compiled(
+        tmp_path,
+        '[[rules]]\nname = "a"\nsubstr = "login"\nnotify = "Slack"\n'
+        'text = "@{app}/@{procid}/@{msgid}/@{facility}/@{timestamp}/'
+        '@{structured_data}"\n',
+    )
+    line = (
+        b'<38>1 2026-11-30T10:00:00.123Z gw sshd 812 AUTH [origin ip="192.0.2.1"] '
+        b"login failure for user admin from 192.0.2.7 via ssh"
+    )
+    hit = check(rule, line)
+    assert isinstance(hit, Hit)
+    assert hit.text() == (
+        'sshd/812/AUTH/4/2026-11-30T10:00:00.123Z/[origin ip="192.0.2.1"]'
+    )
 
 
 def test_the_rule_set_prefilters_file_rules_with_the_environment_ones(
