@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 
-def truncate_utf8(data: bytes, limit: int) -> bytes:
-    """Cut data to at most limit bytes without splitting a UTF-8 sequence."""
+def utf8_cut(data: bytes | bytearray, limit: int) -> int:
+    """Length <= limit of data's prefix that does not split a UTF-8 character."""
     if len(data) <= limit:
-        return data
-    # data[limit] is the first byte cut off; if it continues a character,
-    # step back to that character's lead byte (UTF-8 has at most 3
-    # continuation bytes) and cut before it.
+        return len(data)
+    # data[limit] is the first byte dropped. If it continues a character, step
+    # back to that character's lead byte (at most 3 continuation bytes) and
+    # cut before it.
     cut = limit
-    while cut > limit - 4 and cut > 0 and data[cut] & 0xC0 == 0x80:
+    while cut > 0 and limit - cut < 3 and data[cut] & 0xC0 == 0x80:
         cut -= 1
     if data[cut] & 0xC0 == 0x80:
-        return data[:limit]  # not UTF-8 at all: any cut will do
-    return data[:cut]
+        return limit  # not UTF-8 here: any cut is as good as another
+    return cut
+
+
+def truncate_utf8(data: bytes, limit: int) -> bytes:
+    """Cut data to at most limit bytes without splitting a UTF-8 sequence."""
+    return data[: utf8_cut(data, limit)]

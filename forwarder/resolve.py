@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from alertik.common.net import host_port
+from alertik.common.retry import Backoff
 from alertik.common.throttle import Throttled
 
 log = logging.getLogger(__name__)
@@ -38,18 +40,10 @@ class Address(NamedTuple):
     sockaddr: tuple[Any, ...]
 
     def __str__(self) -> str:
-        host, port = self.sockaddr[0], self.sockaddr[1]
-        if self.family == socket.AF_INET6:
-            return f"[{host}]:{port}"
-        return f"{host}:{port}"
+        return host_port(self.sockaddr[0], self.sockaddr[1])
 
 
 Lookup = Callable[[], list[Address]]
-
-
-def display_name(host: str, port: str) -> str:
-    """host:port as a log line shows it, IPv6 literals in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def port_number(port: str, protocol: str) -> int:
@@ -100,7 +94,7 @@ class Schedule:
     def __init__(self, every: float, retry_min: float = RETRY_MIN_SECONDS) -> None:
         self.every = every
         self.retry_min = min(retry_min, every)
-        self._retry = self.retry_min
+        self._backoff = Backoff(self.retry_min, every)
         self._next = 0.0  # the first lookup is due at once
         self._last = float("-inf")
 
@@ -112,13 +106,12 @@ class Schedule:
         """A lookup answered: the next one in `every` seconds."""
         self._last = now
         self._next = now + self.every
-        self._retry = self.retry_min
+        self._backoff.reset()
 
     def failed(self, now: float) -> None:
         """A lookup failed: retry sooner, doubling the wait up to `every`."""
         self._last = now
-        self._next = now + self._retry
-        self._retry = min(self._retry * 2, self.every)
+        self._next = now + self._backoff.next()
 
     def hurry(self, now: float, gap: float = HURRY_MIN_SECONDS) -> None:
         """A send failed: look again soon, but at most once per gap."""

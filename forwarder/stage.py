@@ -14,11 +14,11 @@ from alertik.common import sockets
 from alertik.common.config import Config, ConfigError, ForwarderConfig
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
 from alertik.common.metrics import Samples
+from alertik.common.net import host_port
 from alertik.common.schema import EVENT_DECODER
 from alertik.common.throttle import Throttled
 from alertik.forwarder.resolve import (
     Target,
-    display_name,
     getaddrinfo_lookup,
     port_number,
 )
@@ -66,7 +66,7 @@ def make_sender(fwd: ForwarderConfig) -> UdpSender | TcpSender:
         port = port_number(fwd.port, fwd.protocol)
     except ValueError as exc:
         raise ConfigError("FORWARD_PORT", str(exc)) from None
-    name = display_name(fwd.host, fwd.port)
+    name = host_port(fwd.host, fwd.port)
     if fwd.protocol == "tcp":
         lookup = getaddrinfo_lookup(fwd.host, port, socket.SOCK_STREAM)
         return TcpSender(Target(name, lookup, fwd.resolve_seconds), fwd.buffer_messages)
@@ -107,7 +107,7 @@ class Forwarder(Stage):
         return (
             f"{sockets.bound_endpoint(self.inbox)} "
             f"(tap {sockets.bound_endpoint(self.tap)}), forwarding to "
-            f"{display_name(self.fwd.host, self.fwd.port)} over "
+            f"{host_port(self.fwd.host, self.fwd.port)} over "
             f"{self.fwd.protocol.upper()}"
         )
 

@@ -22,6 +22,7 @@ from collections import deque
 
 import zmq
 
+from alertik.common.retry import Backoff
 from alertik.common.throttle import Throttled
 from alertik.forwarder.resolve import Address, Target, describe_error
 
@@ -125,7 +126,7 @@ class TcpSender:
         self._connected_at = 0.0
         self._connect_deadline = 0.0
         self._retry_at = 0.0
-        self._backoff = RECONNECT_MIN_SECONDS
+        self._backoff = Backoff(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
         self._next = 0  # index of the address the next attempt uses
         self._tried = 0  # attempts since the last connection or the last backoff
         self._overflow = Throttled(
@@ -175,16 +176,19 @@ class TcpSender:
 
     def service(self, now: float, revents: int = 0) -> None:
         """Advance the connection (connect, read, write) by what is ready now."""
-        if self.target.service(now) and self._address is not None:
-            if self._address not in self.target.addresses:
-                log.warning(
-                    "leaving %s: %s no longer resolves to it",
-                    self._address,
-                    self.target.name,
-                )
-                self._next = 0
-                self._tried = 0
-                self._disconnect(now, retry=0.0)
+        if (
+            self.target.service(now)
+            and self._address is not None
+            and self._address not in self.target.addresses
+        ):
+            log.warning(
+                "leaving %s: %s no longer resolves to it",
+                self._address,
+                self.target.name,
+            )
+            self._next = 0
+            self._tried = 0
+            self._disconnect(now, retry=0.0)
         if self._sock is not None and not self._connected:
             if revents:
                 self._finish_connect(now)
@@ -247,8 +251,7 @@ class TcpSender:
         if self._tried >= len(self.target.addresses):
             # Every address failed once: wait, and look the name up again.
             self._tried = 0
-            self._retry_at = now + self._backoff
-            self._backoff = min(self._backoff * 2, RECONNECT_MAX_SECONDS)
+            self._retry_at = now + self._backoff.next()
             self.target.hurry(now)
         else:
             self._retry_at = now  # the next address, at once
@@ -285,9 +288,8 @@ class TcpSender:
             self.pending,
         )
         if now - self._connected_at >= STABLE_SECONDS:
-            self._backoff = RECONNECT_MIN_SECONDS
-        self._disconnect(now, retry=self._backoff)
-        self._backoff = min(self._backoff * 2, RECONNECT_MAX_SECONDS)
+            self._backoff.reset()
+        self._disconnect(now, retry=self._backoff.next())
         self.target.hurry(now)
 
     def _disconnect(self, now: float, retry: float) -> None:

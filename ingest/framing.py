@@ -70,6 +70,8 @@ from __future__ import annotations
 import re
 from typing import Literal, NamedTuple
 
+from alertik.common.text import utf8_cut
+
 Mode = Literal["unknown", "octet", "stream"]
 # What a connection has shown of how it ends its messages (``Framer.convention``).
 Convention = Literal["unknown", "octet", "delimited", "undelimited"]
@@ -147,21 +149,6 @@ def record_starts(buf: bytes | bytearray, start: int) -> list[int]:
         j = buf.find(b"CEF:", j + 1)
     starts.sort()
     return starts
-
-
-def utf8_cut(data: bytes | bytearray, limit: int) -> int:
-    """Length <= limit of data's prefix that does not split a UTF-8 character."""
-    if len(data) <= limit:
-        return len(data)
-    # data[limit] is the first byte dropped. If it continues a character, step
-    # back to that character's lead byte (at most 3 continuation bytes) and
-    # cut before it.
-    cut = limit
-    while cut > 0 and limit - cut < 3 and data[cut] & 0xC0 == 0x80:
-        cut -= 1
-    if data[cut] & 0xC0 == 0x80:
-        return limit  # not UTF-8 here: any cut is as good as another
-    return cut
 
 
 class Framer:

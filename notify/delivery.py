@@ -17,6 +17,7 @@ out).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.utils
 import functools
@@ -40,6 +41,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from alertik.common.config import NotifyConfig
 from alertik.common.destinations import Destination
+from alertik.common.retry import backoff
 from alertik.notify.services import (
     SERVICES,
     Attempt,
@@ -79,16 +81,6 @@ class Outcome:
     # Scrubbed; for failures the reason and a body excerpt, for a delivery
     # or a skip what the service or the action said (may be empty).
     detail: str = ""
-
-
-def backoff(attempt: int, cap: float, rand: float) -> float:
-    """Delay before retry number attempt (1-based): doubling, capped, jittered.
-
-    rand in [0, 1) spreads the delay over the upper half of the step, so
-    destinations that failed together do not retry in lockstep.
-    """
-    step = min(cap, BACKOFF_BASE * 2.0 ** min(attempt - 1, 30))
-    return step / 2 + step / 2 * rand
 
 
 def _json(body: bytes) -> object:
@@ -354,12 +346,10 @@ class _Cutter:
                 self.fired = True
                 sock = getattr(self._conn, "sock", None)
                 if sock is not None:
-                    try:
-                        # The plain socket's shutdown, also under TLS: it
-                        # wakes the reading thread, which then fails.
+                    # The plain socket's shutdown, also under TLS: it wakes
+                    # the reading thread, which then fails.
+                    with contextlib.suppress(OSError):
                         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
 
 def _pool_classes(cutter: _Cutter) -> dict[str, type[HTTPConnectionPool]]:
@@ -661,7 +651,9 @@ class Courier:
                 return Outcome(verdict.action, attempts, attempt.status, detail)
             # Never sooner than our own backoff: a "Retry-After: 0" (or a date
             # in the past) would otherwise retry as fast as the service answers.
-            delay = backoff(attempts, self._cfg.retry_max_seconds, self._rand())
+            delay = backoff(
+                attempts, BACKOFF_BASE, self._cfg.retry_max_seconds, self._rand()
+            )
             if verdict.wait is not None:
                 delay = max(delay, verdict.wait)
                 self.pacer.hold(self._clock(), delay)

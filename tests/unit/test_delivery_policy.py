@@ -11,10 +11,11 @@ from alertik.common.destinations import (
     SlackDestination,
     parse,
 )
+from alertik.common.retry import backoff
 from alertik.notify.delivery import (
+    BACKOFF_BASE,
     MAX_SERVER_WAIT,
     Pacer,
-    backoff,
     classify,
     excerpt,
     scrub,
@@ -112,9 +113,11 @@ def test_a_503_retry_after_is_honoured() -> None:
 def test_backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half(
     attempt: int, low: float, high: float
 ) -> None:
-    assert backoff(attempt, 10.0, 0.0) == low
-    assert low <= backoff(attempt, 10.0, 0.5) <= high
-    assert backoff(attempt, 10.0, 0.999999) == pytest.approx(high, rel=1e-5)
+    assert backoff(attempt, BACKOFF_BASE, 10.0, 0.0) == low
+    assert low <= backoff(attempt, BACKOFF_BASE, 10.0, 0.5) <= high
+    assert backoff(attempt, BACKOFF_BASE, 10.0, 0.999999) == pytest.approx(
+        high, rel=1e-5
+    )
 
 
 def test_discord_bucket_headers_hold_requests_only_when_empty() -> None:

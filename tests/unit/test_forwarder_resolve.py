@@ -13,12 +13,12 @@ import time
 
 import pytest
 
+from alertik.common.net import host_port
 from alertik.forwarder.resolve import (
     Address,
     Schedule,
     Target,
     describe_error,
-    display_name,
     port_number,
 )
 from tests.conftest import wait_for
@@ -99,8 +99,8 @@ def test_an_unknown_service_name_is_an_error() -> None:
 def test_addresses_and_names_print_ipv6_in_brackets() -> None:
     assert str(V4) == "192.0.2.1:514"
     assert str(V6) == "[2001:db8::1]:514"
-    assert display_name("::1", "514") == "[::1]:514"
-    assert display_name("syslog.example", "syslog") == "syslog.example:syslog"
+    assert host_port("::1", "514") == "[::1]:514"
+    assert host_port("syslog.example", "syslog") == "syslog.example:syslog"
 
 
 def test_an_error_is_described_by_its_errno_name_and_text() -> None:

@@ -18,14 +18,16 @@ Framing facts used here:
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings, strategies as st
 
+from alertik.common.text import utf8_cut
 from alertik.ingest.framing import (
     HEADER_SPAN,
     MAX_COUNT_DIGITS,
     Frame,
     Framer,
-    utf8_cut,
 )
 
 LIMIT = 2048
@@ -312,7 +314,7 @@ def test_any_split_of_an_lf_stream_yields_the_same_messages(
         stream = b"x" + stream
         messages = [b"x" + messages[0], *messages[1:]]
     points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
-    chunks = [stream[a:b] for a, b in zip(points, points[1:], strict=False)]
+    chunks = [stream[a:b] for a, b in itertools.pairwise(points)]
     framer = Framer(LIMIT)
     assert feed_all(framer, chunks) + framer.close() == frames(*messages)
 
@@ -328,7 +330,7 @@ def test_any_split_of_an_octet_stream_yields_the_same_messages_cut_to_the_limit(
 ) -> None:
     stream = b"".join(b"%d %s" % (len(m), m) for m in messages)
     points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
-    chunks = [stream[a:b] for a, b in zip(points, points[1:], strict=False)]
+    chunks = [stream[a:b] for a, b in itertools.pairwise(points)]
     framer = Framer(limit)
     out = feed_all(framer, chunks) + framer.close()
     expected = [Frame(m[: utf8_cut(m, limit)], len(m) > limit) for m in messages]
