@@ -27,6 +27,7 @@ supervisord cannot:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -170,10 +171,8 @@ class Keeper:
         if self.udp_fd is None:
             return None
         path = os.path.join(self.run_dir, "listen.sock")
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o077)
         try:
@@ -201,10 +200,8 @@ class Keeper:
 
     def _bind_heartbeats(self) -> socket.socket:
         path = os.path.join(self.run_dir, KEEPER_SOCKET)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         old = os.umask(0o077)
         try:
@@ -221,18 +218,14 @@ class Keeper:
             except (BlockingIOError, InterruptedError):
                 return
             if data.startswith(b"?"):
-                try:
+                with contextlib.suppress(OSError):
                     sock.sendto(self._answer(env), sender)
-                except OSError:
-                    pass
                 continue
             stage, _, status = data.partition(b"\n")
             name = stage.decode("ascii", "replace")
             self.beats[name] = (time.monotonic(), status)
-            try:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
                 self.serving[name] = int(json.loads(status)["pid"])
-            except (ValueError, KeyError, TypeError):
-                pass
 
     def _answer(self, env: dict[str, str]) -> bytes:
         now = time.monotonic()
@@ -260,18 +253,14 @@ class Keeper:
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._signals.append(signum)
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._wake_w, b"\0")
-        except OSError:
-            pass
 
     def _stop_supervisord(self) -> None:
         if not self.stopping:
             self.stopping = True
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def _handle_signals(self) -> None:
         while self._signals:
@@ -292,10 +281,8 @@ class Keeper:
                     + (f" ({', '.join(starting)} still starting)" if starting else ""),
                 )
                 for pid in ready.values():
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGHUP)
-                    except ProcessLookupError:
-                        pass
             elif signum == signal.SIGCHLD:
                 continue
             elif self.stopping:

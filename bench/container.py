@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness as h  # noqa: E402
+import harness as h
 
 UID = 10001
 ALERT_EVERY = 1000

@@ -18,6 +18,7 @@ Everything talks over 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -458,10 +459,8 @@ class Alertik:
         except subprocess.TimeoutExpired:
             stages = proc_children(self.popen.pid)
             for pid in [self.popen.pid, *stages]:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             self.popen.wait(5)
         self._reader.join(5)
         if self.popen.stdout is not None:

@@ -276,9 +276,12 @@ class TelegramDestination(DestinationBase, tag="telegram", frozen=True, kw_only=
     @property
     def chat(self) -> int | str:
         """chat_id as the Bot API documents it: an integer, or @name."""
-        if isinstance(self.chat_id, str) and _CHAT_ID.match(self.chat_id):
-            if not self.chat_id.startswith("@"):
-                return int(self.chat_id)
+        if (
+            isinstance(self.chat_id, str)
+            and _CHAT_ID.match(self.chat_id)
+            and not self.chat_id.startswith("@")
+        ):
+            return int(self.chat_id)
         return self.chat_id
 
     def _check(self) -> None:

@@ -315,9 +315,9 @@ def _drain(stage: Stage, wiring: Wiring, deadline: float, stop: StopFlag) -> Non
         remaining = deadline - time.monotonic()
         out_of_time = remaining <= 0 or stop.force
         wait = 0.0 if out_of_time else min(DRAIN_IDLE_MS, remaining * 1000)
-        if stage.turn(wiring.poll(min(wait, stage.wait_ms()))) == 0:
-            if stage.pending() == 0:
-                return
+        idle = stage.turn(wiring.poll(min(wait, stage.wait_ms()))) == 0
+        if idle and stage.pending() == 0:
+            return
         if out_of_time:
             break
     log.error(

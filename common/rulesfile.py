@@ -320,7 +320,13 @@ def _destinations(path: str, lines: _Lines, tables: object) -> tuple[Destination
     for name, table in tables.items():
         line, keys = lines.destinations.get(name, (0, {}))
 
-        def fail(key: str, problem: str) -> ConfigError:
+        def fail(
+            key: str,
+            problem: str,
+            name: str = name,
+            line: int = line,
+            keys: dict[str, int] = keys,
+        ) -> ConfigError:
             at = keys.get(key.split(".")[0], line) if key else line
             place = f"{path} line {at}" if at else path
             where = f"{place}, destination {name!r}" + (f", key {key}" if key else "")

@@ -26,6 +26,7 @@ warning naming the endpoint.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -354,7 +355,5 @@ def bound_endpoint(sock: zmq.Socket[bytes]) -> str:
 
 def publish(tap: zmq.Socket[bytes], payload: bytes) -> None:
     """Send on a tap without ever blocking; with no reader it is dropped."""
-    try:
+    with contextlib.suppress(zmq.Again):
         tap.send(payload, zmq.NOBLOCK)
-    except zmq.Again:
-        pass

@@ -53,11 +53,14 @@ def _plain(text: str) -> str:
 def parse_network(item: str) -> IPNetwork:
     """One allow-list item as a network; IPv4-mapped IPv6 ranges become IPv4."""
     net = ipaddress.ip_network(_plain(item), strict=False)
-    if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96:
-        if net.subnet_of(_MAPPED):
-            mapped = net.network_address.ipv4_mapped
-            assert mapped is not None
-            return ipaddress.IPv4Network((mapped, net.prefixlen - 96))
+    if (
+        isinstance(net, ipaddress.IPv6Network)
+        and net.prefixlen >= 96
+        and net.subnet_of(_MAPPED)
+    ):
+        mapped = net.network_address.ipv4_mapped
+        assert mapped is not None
+        return ipaddress.IPv4Network((mapped, net.prefixlen - 96))
     return net
 
 

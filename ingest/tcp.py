@@ -159,7 +159,7 @@ def open_tcp(bind: str, port: int) -> socket.socket:
 class _Connection:
     """One accepted client: its socket, address, framer and last activity."""
 
-    __slots__ = ("sock", "fd", "host", "port", "source", "framer", "last", "progress")
+    __slots__ = ("fd", "framer", "host", "last", "port", "progress", "sock", "source")
 
     def __init__(
         self, sock: socket.socket, host: str, port: int, limit: int, now: float

@@ -45,6 +45,7 @@ real size.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -243,7 +244,8 @@ class Archive:
         if time.monotonic() < self._retry_at:
             return False
         try:
-            self._file = open(self.path, "ab", buffering=0)
+            # Held open across calls, closed by _close_file(): no `with`.
+            self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
             info = os.fstat(self._file.fileno())
         except OSError as exc:
             self._retry_at = time.monotonic() + RETRY_SECONDS
@@ -278,10 +280,8 @@ class Archive:
 
     def _close_file(self) -> None:
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._file.close()
-            except OSError:
-                pass
             self._file = None
 
     def _rotate(self, incoming: int) -> None:

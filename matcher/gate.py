@@ -97,7 +97,7 @@ class Store(Protocol):
 
 
 class _Key:
-    __slots__ = ("hits", "since", "held", "last", "touched")
+    __slots__ = ("held", "hits", "last", "since", "touched")
 
     def __init__(self) -> None:
         self.hits: deque[float] = deque()

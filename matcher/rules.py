@@ -113,7 +113,7 @@ def time_suffix(fmt: str, received: float) -> str:
 class CompiledRule:
     """An environment event ready to match."""
 
-    __slots__ = ("rule", "needle", "regex", "parts", "name")
+    __slots__ = ("name", "needle", "parts", "regex", "rule")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule

@@ -15,6 +15,7 @@ used the spool lives in memory, with the same bound, and says so.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -111,11 +112,10 @@ class Spool:
     def send_head(self, send: Send) -> int:
         """Hand waiting alerts to send, oldest first, until it refuses; how many."""
         sent = 0
-        if self._db is None and not self._count:
-            if time.monotonic() >= self._retry_at:
-                self._open_disk()
-                if self._db is not None:
-                    log.info("the matcher spool is back on disk at %s", self.path)
+        if self._db is None and not self._count and time.monotonic() >= self._retry_at:
+            self._open_disk()
+            if self._db is not None:
+                log.info("the matcher spool is back on disk at %s", self.path)
         while self._count:
             if self._db is None:
                 while self._memory and send(self._memory[0]):
@@ -164,13 +164,11 @@ class Spool:
         """The disk failed under us: keep what it holds readable, go on in memory."""
         kept: list[bytes] = []
         if self._db is not None:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 kept = [
                     row[0]
                     for row in self._db.execute("SELECT payload FROM spool ORDER BY n")
                 ]
-            except sqlite3.Error:
-                pass
         log.error(
             "the matcher spool %s failed (%s): %d waiting alerts move to memory",
             self.path,

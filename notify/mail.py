@@ -19,6 +19,7 @@ after a restart is recognisable as the same message.
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import email.utils
 import re
@@ -98,10 +99,8 @@ class SmtpTransport:
             cut.set()
             sock = getattr(smtp, "sock", None)
             if sock is not None:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
         timer = threading.Timer(self.deadline, cutoff)
         timer.daemon = True
@@ -109,10 +108,9 @@ class SmtpTransport:
         try:
             smtp = self._connect()
             refused = smtp.send_message(msg)
-            try:
+            # The message was taken; a rude goodbye changes nothing.
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                pass  # the message was taken; a rude goodbye changes nothing
         except _Refused as exc:
             verdict = Verdict("failed", reason=str(exc))
             return Attempt(

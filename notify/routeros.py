@@ -22,6 +22,7 @@ name the router by its host only.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
@@ -112,10 +113,8 @@ def report_text(
     """What the report destination is told about one order; None: nothing."""
     rule = f"rule {order.rule}" if order.rule else "no rule"
     address = order.address.strip()[:SHOWN_CHARS]
-    try:
+    with contextlib.suppress(ValueError):
         address = str(ipaddress.ip_address(address))  # as RouterOS lists it
-    except ValueError:
-        pass
     timeout = "" if dest.timeout == "none" else f" for {dest.timeout}"
     if result == "delivered":
         if detail:  # already on the list: nothing changed

@@ -3,6 +3,7 @@ processes on 127.0.0.1, and helpers that wait for events instead of sleeping."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -357,10 +358,8 @@ class Proc:
         """SIGKILL the process and every descendant (supervisord starts each
         stage in a process group of its own, so killpg alone leaves them)."""
         for pid in [self.popen.pid, *children_of(self.popen.pid)]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.popen.wait(5)
         self._reader.join(5)
         if self.popen.stdout is not None and not self._reader.is_alive():

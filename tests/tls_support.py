@@ -9,6 +9,7 @@ imported one (the chain only, not the host name), no client certificate.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -77,10 +78,8 @@ def client_hello(version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2) -> bytes:
     ctx.maximum_version = version
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
-    try:
+    with contextlib.suppress(ssl.SSLWantReadError):
         obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
     hello = outgoing.read()
     assert hello[:1] == b"\x16", hello[:8]  # a handshake record
     return hello
@@ -94,12 +93,50 @@ def make_client_ca(folder: Path) -> tuple[str, Pair]:
     ext = folder / "client.ext"
     ext.write_text("extendedKeyUsage = clientAuth\nbasicConstraints = CA:FALSE\n")
     run = [
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
-        + ["-subj", "/CN=test relay CA", "-keyout", ca_key, "-out", ca_crt],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=relay"]
-        + ["-keyout", key, "-out", csr],
-        ["x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key]
-        + ["-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt],
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test relay CA",
+            "-keyout",
+            ca_key,
+            "-out",
+            ca_crt,
+        ],
+        [
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=relay",
+            "-keyout",
+            key,
+            "-out",
+            csr,
+        ],
+        [
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            ca_crt,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            ext,
+            "-out",
+            crt,
+        ],
     ]
     for args in run:
         subprocess.run(

@@ -74,7 +74,7 @@ class _Analysis:
         """Pick node.emit, or set node.refusal when no exact RE2 form exists."""
         self.asserts.append(node)
         kind = node.kind
-        if kind == "^" and not before[1] or kind == "$" and not after[1]:
+        if (kind == "^" and not before[1]) or (kind == "$" and not after[1]):
             node.emit = _NEVER  # something is always consumed on that side
         elif kind == "b":  # TRE: a boundary, or the start, or the end of the text
             parts = ["^"] if before[1] else []

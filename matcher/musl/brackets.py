@@ -276,7 +276,7 @@ def _render_bracket(m: int, negate: bool) -> str | None:
     tail = ""
     head = ""
     for lo, hi in _ranges(m):
-        if not (0x20 <= lo and hi <= 0x7E):
+        if not (lo >= 0x20 and hi <= 0x7E):
             return None
         for b in range(lo, hi + 1):
             if b == 0x5D:

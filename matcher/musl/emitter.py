@@ -80,16 +80,21 @@ class _Emitter:
     def repeat(self, node: _Repeat, prefix: bool) -> str:
         """RE2 text for a repetition."""
         child, lo, hi = node.child, node.lo, node.hi
-        if isinstance(child, _Group) and hi == -1 and lo <= 1 and not prefix:
-            if self.resplit:
-                # TRE makes the last iteration of (x)+ as long as it can; capture
-                # all iterations so a _Refiner can re-split them the same way.
-                self.count += 1
-                self.repeats.append((self.count, child.index, child))
-                self.resplit = False  # nested ones are the _Refiner's business
-                body = self.emit(child)
-                self.resplit = True
-                return "(" + body + ("+" if lo else "*") + ")"
+        if (
+            isinstance(child, _Group)
+            and hi == -1
+            and lo <= 1
+            and not prefix
+            and self.resplit
+        ):
+            # TRE makes the last iteration of (x)+ as long as it can; capture
+            # all iterations so a _Refiner can re-split them the same way.
+            self.count += 1
+            self.repeats.append((self.count, child.index, child))
+            self.resplit = False  # nested ones are the _Refiner's business
+            body = self.emit(child)
+            self.resplit = True
+            return "(" + body + ("+" if lo else "*") + ")"
         inner = self.emit(child, prefix)
         if not isinstance(child, _Set | _Group | _Alt):
             inner = "(?:" + inner + ")"

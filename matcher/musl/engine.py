@@ -68,7 +68,7 @@ OPTIONS: re2.Options = _make_options()
 class _Program(Protocol):
     """The slice of google-re2's compiled RE2 object that search() calls."""
 
-    def Match(  # noqa: N802 - google-re2's own name
+    def Match(
         self, anchor: object, text: bytes, pos: int, endpos: int, /
     ) -> list[tuple[int, int]]: ...
 
@@ -83,7 +83,7 @@ class _PublicSearch:
         self._rx = rx
         self._unset = [(-1, -1)] * (groups + 1)
 
-    def Match(  # noqa: N802 - mirrors _Program
+    def Match(
         self, anchor: object, text: bytes, pos: int, endpos: int, /
     ) -> list[tuple[int, int]]:
         """Search (or fully match) text[pos:endpos]; all (-1, -1) if no match."""
@@ -127,7 +127,7 @@ class _Refiner:
     iterations as short as possible, and takes the groups of the last one.
     """
 
-    __slots__ = ("match", "slots", "refiners")
+    __slots__ = ("match", "refiners", "slots")
 
     def __init__(self, group: _Group) -> None:
         """Compile the re-split pattern for the repeated group (raises re2.error)."""
@@ -156,7 +156,7 @@ class _Refiner:
 class _Translation:
     """One tree compiled for RE2, with what it takes to read musl's groups back."""
 
-    __slots__ = ("text", "match", "slots", "refiners", "identity")
+    __slots__ = ("identity", "match", "refiners", "slots", "text")
 
     def __init__(self, root: _Group, groups: int) -> None:
         """Emit and compile root, which has musl groups 1..groups (raises re2.error)."""
@@ -223,15 +223,15 @@ class MuslRegex:
     """One EVENTn_MATCH_STR pattern, compiled; search() answers as musl's regexec."""
 
     __slots__ = (
-        "pattern",
-        "groups",
-        "translated",
-        "_match",
-        "_plain",
-        "_main",
-        "_variants",
         "_dropped",
+        "_main",
+        "_match",
         "_nested",
+        "_plain",
+        "_variants",
+        "groups",
+        "pattern",
+        "translated",
     )
 
     pattern: str
@@ -300,7 +300,7 @@ class MuslRegex:
         return out
 
 
-def compile(pattern: str, icase: bool = False) -> MuslRegex:  # noqa: A001
+def compile(pattern: str, icase: bool = False) -> MuslRegex:
     """Compile pattern as musl's regcomp(REG_EXTENDED), with REG_ICASE when
     icase; raises RegexError. (The name mirrors re.compile.)"""
     parser, root = _parse(pattern, icase)

@@ -244,7 +244,7 @@ class _Parser(_BracketParser):
             self.notes.append(
                 _Note(i, f"{text} has no hex digits, so it means the NUL byte")
             )
-        elif 0x80 <= value and not 0xDF80 <= value <= 0xDFFF:
+        elif value >= 0x80 and not 0xDF80 <= value <= 0xDFFF:
             hint = ""
             if value <= 0xFF:
                 hint = f" (use \\x{{{_HIGH_BASE + value:X}}} for the byte 0x{value:X})"

@@ -11,7 +11,7 @@ from __future__ import annotations
 class _Node:
     """A node of musl's parse tree."""
 
-    __slots__ = ("nullable", "first", "last", "depth")
+    __slots__ = ("depth", "first", "last", "nullable")
 
     nullable: bool  # can match the empty string
     first: int  # bytes a non-empty match can start with
@@ -22,7 +22,7 @@ class _Node:
 class _Set(_Node):
     """One character out of a byte set (a literal is a one-byte set)."""
 
-    __slots__ = ("mask", "folded")
+    __slots__ = ("folded", "mask")
 
     def __init__(self, mask: int, folded: bool = False) -> None:
         """Match one byte of mask; folded: made under REG_ICASE, where any
@@ -56,7 +56,7 @@ class _Dropped(_Node):
 class _Assert(_Node):
     """^, $, \\b, \\B, \\< or \\>, with the RE2 text chosen by _Analysis."""
 
-    __slots__ = ("kind", "pos", "emit", "refusal")
+    __slots__ = ("emit", "kind", "pos", "refusal")
 
     def __init__(self, kind: str, pos: int) -> None:
         """An assertion written at byte offset pos of the pattern."""
@@ -69,7 +69,7 @@ class _Assert(_Node):
 class _Group(_Node):
     """A capture group (musl numbers them by the position of their '(')."""
 
-    __slots__ = ("index", "child")
+    __slots__ = ("child", "index")
 
     def __init__(self, index: int, child: _Node) -> None:
         """Group number index around child."""
@@ -81,7 +81,7 @@ class _Group(_Node):
 class _Repeat(_Node):
     """child{lo,hi}; hi == -1 means unbounded."""
 
-    __slots__ = ("child", "lo", "hi")
+    __slots__ = ("child", "hi", "lo")
 
     def __init__(self, child: _Node, lo: int, hi: int) -> None:
         """Repeat child between lo and hi times."""

@@ -7,6 +7,7 @@ standard output as a socket, a file or a pipe, as root or as another user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -54,10 +55,8 @@ class Started:
 
     def kill(self) -> None:
         for pid in [self.popen.pid, *children_of(self.popen.pid)]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.popen.wait(5)
 
 

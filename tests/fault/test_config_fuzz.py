@@ -305,11 +305,10 @@ def use_every_value(cfg: Config) -> None:
                 services.request(dest, text, "k")
     if cfg.forwarder is not None:
         port = port_number(cfg.forwarder.port, cfg.forwarder.protocol)
-        try:
-            # The forwarder's look-up, without asking a DNS server.
+        # The forwarder's look-up, without asking a DNS server; a name is the
+        # network's business, retried at run time.
+        with contextlib.suppress(socket.gaierror):
             socket.getaddrinfo(cfg.forwarder.host, port, flags=socket.AI_NUMERICHOST)
-        except socket.gaierror:
-            pass  # a name: the network's business, retried at run time
     for endpoint in msgspec.structs.astuple(cfg.endpoints):
         if endpoint.startswith("ipc://"):
             # What zmq_bind() refuses with ENAMETOOLONG.

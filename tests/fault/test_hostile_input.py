@@ -166,7 +166,7 @@ def archived_text(datagram: bytes) -> bytes:
 def archived_messages(log: Path) -> list[bytes]:
     """The archive's message lines (not its notes), rotated files included."""
     stamp = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] 127\.0\.0\.1 ")
-    files = sorted(log.parent.glob(log.name + ".*"), reverse=True) + [log]
+    files = [*sorted(log.parent.glob(log.name + ".*"), reverse=True), log]
     data = b"".join(f.read_bytes() for f in files)
     return [line for line in data.split(b"\n") if stamp.match(line)]
 

@@ -19,6 +19,7 @@ Each test prints what was lost, so ``pytest -s -m fault`` gives the figures.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -80,10 +81,9 @@ class Load(threading.Thread):
                 now = time.monotonic()
                 due = int((now - began) * RATE)
                 while seq < due:
-                    try:
+                    # ECONNREFUSED echoes while ingest is down.
+                    with contextlib.suppress(OSError):
                         s.sendto(line(seq), ("127.0.0.1", self.port))
-                    except OSError:
-                        pass  # ECONNREFUSED echoes while ingest is down
                     self.sent.append((seq, now))
                     seq += 1
                 time.sleep(0.002)
@@ -136,10 +136,8 @@ def kill_stages(run: Proc) -> None:
     (the spawn fixture) orphans them."""
     stages = children_of(run.popen.pid)
     for pid in [run.popen.pid, *stages]:  # the keeper first: no respawn
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def distinct(run: Proc, needle: str) -> int:

@@ -15,6 +15,7 @@ figures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -80,10 +81,8 @@ def runs() -> Iterator[list[Proc]]:
     yield procs
     for proc in procs:
         for pid in [proc.popen.pid, *children_of(proc.popen.pid)]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         proc.kill()
 
 

@@ -14,6 +14,7 @@ archive.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -66,10 +67,8 @@ def runs() -> Iterator[list[Proc]]:
     for proc in procs:
         stages = children_of(proc.popen.pid)
         for pid in [proc.popen.pid, *stages]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         proc.kill()
 
 

@@ -397,7 +397,7 @@ def test_a_dead_udp_port_is_counted_and_forwarding_resumes_by_itself(
         assert got == payloads
     finally:
         receiver.close()
-    forwarded, dropped, skipped, refusals = stop(proc)
+    _forwarded, dropped, _skipped, refusals = stop(proc)
     assert refusals >= 1 and dropped == 0
 
 
@@ -557,7 +557,10 @@ def test_a_tcp_receiver_restarting_mid_stream_gets_whole_frames_in_order(
             "the last frame",
         )
         numbers = [int(f.split()[1]) for f in receiver.frames]
-        assert all(f == b"stream %05d" % n for f, n in zip(receiver.frames, numbers))
+        assert all(
+            f == b"stream %05d" % n
+            for f, n in zip(receiver.frames, numbers, strict=True)
+        )
         assert numbers == sorted(set(numbers))
         assert receiver.connections == 2
         proc.wait_line("TCP connection to 127.0.0.1")

@@ -92,7 +92,7 @@ def test_ingest_listens_on_ipv6_and_ipv4_when_bound_to_the_wildcard(
         GENERIC1_WEBHOOK_URL="http://127.0.0.1:9/unused",
         **events_env(("Generic1", "regex", "^(v[46])$", "@1 from @{sender}")),
     )
-    ingest, matcher, port = start_pipeline(spawn, env)
+    _ingest, _matcher, port = start_pipeline(spawn, env)
     send_udp(port, b"v4", host="127.0.0.1")
     try:
         send_udp(port, b"v6", host="::1")

@@ -528,11 +528,13 @@ def test_binding_tcp_beyond_loopback_without_curve_warns_once_naming_keygen(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     none = sockets.NO_SECURITY
-    with zmq.Context() as ctx:
-        with caplog.at_level("WARNING", logger="alertik.common.sockets"):
-            sockets.bind_pull(ctx, "tcp://127.0.0.1:*", none).close()
-            assert caplog.messages == []
-            sockets.bind_pull(ctx, "tcp://0.0.0.0:*", none).close()
+    with (
+        zmq.Context() as ctx,
+        caplog.at_level("WARNING", logger="alertik.common.sockets"),
+    ):
+        sockets.bind_pull(ctx, "tcp://127.0.0.1:*", none).close()
+        assert caplog.messages == []
+        sockets.bind_pull(ctx, "tcp://0.0.0.0:*", none).close()
     assert len(caplog.messages) == 1
     assert "tcp://0.0.0.0:*" in caplog.messages[0]
     assert "alertik keygen" in caplog.messages[0]

@@ -15,6 +15,8 @@ https://manual.mikrotik.com/docs/Diagnostics,%20monitoring%20and%20troubleshooti
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import queue
 import socket
@@ -266,7 +268,7 @@ def test_messages_split_across_several_sends_arrive_whole(
     client = h.connect()
     stream = b"%d %s%d %s" % (len(SYSLOG), SYSLOG, len(CEF), CEF)
     cuts = [0, 30, len(SYSLOG) + 10, len(stream)]
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         client.sendall(stream[a:b])
         if b < len(stream):
             wait_for_what(lambda: h.listener.buffered > 0, "partial frame held")
@@ -541,10 +543,9 @@ def test_one_flooding_client_does_not_starve_another(
     payload = b"system,info flood line\n" * lines
 
     def send_flood() -> None:
-        try:
+        # The test closes the socket when it is done.
+        with contextlib.suppress(OSError):
             flood.sendall(payload)
-        except OSError:
-            pass  # the test closes the socket when it is done
 
     sender = threading.Thread(target=send_flood, daemon=True)
     sender.start()

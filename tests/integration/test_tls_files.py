@@ -245,8 +245,17 @@ def wrong_files(pair: Pair, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     junk.write_text("not PEM at all\n")
     encrypted = folder / "encrypted.pem"
     subprocess.run(
-        ["openssl", "pkey", "-in", pair.key, "-aes128", "-passout", "pass:secret"]
-        + ["-out", str(encrypted)],
+        [
+            "openssl",
+            "pkey",
+            "-in",
+            pair.key,
+            "-aes128",
+            "-passout",
+            "pass:secret",
+            "-out",
+            str(encrypted),
+        ],
         check=True,
         capture_output=True,
     )

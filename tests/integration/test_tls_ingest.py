@@ -199,9 +199,17 @@ def test_rfc5424_over_tls_from_openssl_s_client_is_matched_with_its_fields(
         b'<13>1 2026-11-30T10:00:01Z relay1 cron - - [ex@32473 a="1"] second over tls',
     ]
     with subprocess.Popen(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{pipeline.tls}"]
-        + ["-CAfile", pipeline.pair.cert, "-verify_return_error"]
-        + ["-quiet", "-no_ign_eof"],
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{pipeline.tls}",
+            "-CAfile",
+            pipeline.pair.cert,
+            "-verify_return_error",
+            "-quiet",
+            "-no_ign_eof",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

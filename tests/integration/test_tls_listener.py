@@ -11,6 +11,7 @@ to renegotiate. Timeouts use a fake clock the tests move; nothing sleeps.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import select
@@ -400,9 +401,11 @@ def test_a_renegotiation_request_is_refused_and_ends_the_connection(
     was made."""
     h = start()
     with subprocess.Popen(
-        ["openssl", "s_client", "-connect", f"127.0.0.1:{h.port}", "-tls1_2"]
-        # Not -quiet: it would also turn off the "R" command.
-        + ["-CAfile", pair.cert, "-verify_return_error"],
+        [
+            *("openssl", "s_client", "-connect", f"127.0.0.1:{h.port}", "-tls1_2"),
+            # Not -quiet: it would also turn off the "R" command.
+            *("-CAfile", pair.cert, "-verify_return_error"),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -457,5 +460,5 @@ def test_a_storm_of_client_hellos_is_answered_a_few_per_turn(
         seen.append(answered())
     assert seen[0] == 0
     assert seen[1] == HANDSHAKE_STEPS
-    assert all(b - a <= HANDSHAKE_STEPS for a, b in zip(seen, seen[1:], strict=False))
+    assert all(b - a <= HANDSHAKE_STEPS for a, b in itertools.pairwise(seen))
     assert seen[-1] == len(clients)

@@ -439,8 +439,7 @@ def _line(r: random.Random, kind: str) -> str:
         return f"{topics} login failure for user {user} from {ip} via {method}"
     if kind == "login_ok":
         verb = r.choice(["logged in", "logged out"])
-        prep = "from" if verb == "logged in" else "from"
-        return f"system,info,account user {user} {verb} {prep} {ip} via {method}"
+        return f"system,info,account user {user} {verb} from {ip} via {method}"
     if kind == "link":
         if r.random() < 0.4:
             return f"interface,info {iface} link down"
@@ -721,7 +720,7 @@ def icase_fixed_cases() -> list[Case]:
             README_LOGIN.upper(),
             README_LOGIN,
             b"LOGIN FAILURE FOR USER X FROM 1 VIA SSH",
-        ],  # noqa: E501
+        ],
         "README ssh rule, icase",
     )
     add(README_LINK, [b"ETHER1 LINK UP (SPEED 1000MBPS, FULL DUPLEX)"], "link, icase")

@@ -110,7 +110,7 @@ def test_any_message_is_exactly_one_line_without_control_characters(
     assert len(lines) == 3 and lines[2] == ""
     assert len(data.splitlines()) == 2  # no other line breaks, U+2028 included
     for ch in data.replace("\n", ""):
-        assert not unicodedata.category(ch) == "Cc", repr(data)
+        assert unicodedata.category(ch) != "Cc", repr(data)
         assert ch not in "\u2028\u2029\u202a\u202b\u202c\u202d\u202e"
 
 

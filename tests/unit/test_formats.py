@@ -272,8 +272,17 @@ def test_cef_identity_with_spaces_is_read_whole() -> None:
 
 @pytest.mark.parametrize(
     ("value", "severity"),
-    [("Low", 6), ("Medium", 4), ("High", 3), ("Very-High", 2), ("0", 6), ("5", 4)]
-    + [("8", 3), ("10", 2), ("bogus", None)],
+    [
+        ("Low", 6),
+        ("Medium", 4),
+        ("High", 3),
+        ("Very-High", 2),
+        ("0", 6),
+        ("5", 4),
+        ("8", 3),
+        ("10", 2),
+        ("bogus", None),
+    ],
 )
 def test_cef_severity_maps_to_a_syslog_severity(
     value: str, severity: int | None

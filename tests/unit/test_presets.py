@@ -132,7 +132,7 @@ def test_each_preset_is_a_rule_table_with_known_keys_and_no_name_or_notify(
     assert set(preset) <= RULE_KEYS
     assert ("regex" in preset) != ("substr" in preset)
     assert isinstance(preset["text"], str) and preset["text"]
-    assert name in DESCRIPTIONS and DESCRIPTIONS[name]
+    assert DESCRIPTIONS.get(name)
     threshold = preset.get("threshold")
     if threshold is not None:
         assert isinstance(threshold, dict)

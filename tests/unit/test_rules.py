@@ -260,7 +260,7 @@ def reference_expand(
 
 
 mask_text = st.lists(
-    st.sampled_from(list("ab @{}0123456789é٣") + ["{sender}", "{node}"]),
+    st.sampled_from([*list("ab @{}0123456789é٣"), "{sender}", "{node}"]),
     max_size=40,
 ).map("".join)
 
