@@ -260,7 +260,7 @@ def _routers(path: str, lines: _Lines, tables: object) -> tuple[RouterSettings, 
     found = []
     for address, table in tables.items():
 
-        def fail(key: str, problem: str) -> ConfigError:
+        def fail(key: str, problem: str, address: str = address) -> ConfigError:
             at = f"{path}{lines.at('routers')}, router {address!r}"
             return ConfigError(
                 VARIABLE, f"{at}{', key ' + key if key else ''}: {problem}"

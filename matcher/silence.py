@@ -45,7 +45,7 @@ class Notice(msgspec.Struct, frozen=True, kw_only=True):
 
 def span(seconds: float) -> str:
     """``15m``, ``1h 5m``, ``45s``: a span as the alert texts say it."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 60:
         return f"{whole}s"
     days, rest = divmod(whole, 86400)
@@ -133,7 +133,7 @@ class Silence:
             self.pipeline_silent = True
             self.pipeline_since = latest
             named = []
-            for router, when in self.last.items():
+            for router in self.last:
                 window = self.window(router)
                 if router == OTHER or router in self.quiet or window is None:
                     continue

@@ -58,8 +58,16 @@ def run(lines: list[str], sender: str) -> dict[str, Any]:
         raise Busy()
     try:
         done = subprocess.run(
-            [sys.executable, "-P", "-m", "alertik", "test", "--json"]
-            + ["--sender", sender],
+            [
+                sys.executable,
+                "-P",
+                "-m",
+                "alertik",
+                "test",
+                "--json",
+                "--sender",
+                sender,
+            ],
             input="\n".join(lines).encode("utf-8"),
             capture_output=True,
             timeout=DEADLINE_S,
