@@ -12,6 +12,7 @@ the main process alone (``KillMode=mixed``) within ``TimeoutStopSec=``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -291,10 +292,8 @@ def test_the_units_command_runs_delivers_reloads_and_stops_as_systemd_runs_it(
     finally:
         if main.poll() is None:
             for pid in [main.pid, *children_of(main.pid)]:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             main.wait(5)
     journal.close()
     lines = [line for line in journal.text.splitlines() if line]
