@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Proc, WebhookServer, base_env, send_udp, udp_port_of
+from tests.support import Proc, WebhookServer, base_env, send_udp, udp_port_of
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Proc, WebhookServer, base_env, udp_port_of, wait_for
+from tests.support import Proc, WebhookServer, base_env, udp_port_of, wait_for
 
 pytestmark = pytest.mark.e2e
 

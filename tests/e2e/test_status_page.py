@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     REPO,
     Proc,
     WebhookServer,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, WebhookServer, children_of, send_udp, wait_for
+from tests.support import REPO, WebhookServer, children_of, send_udp, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -41,7 +41,7 @@ from alertik.forwarder.resolve import port_number
 from alertik.matcher.alerts import alert_text
 from alertik.matcher.rules import Match, compile_rules, expand
 from alertik.notify import mail, services
-from tests.conftest import base_env
+from tests.support import base_env
 
 pytestmark = pytest.mark.fault
 

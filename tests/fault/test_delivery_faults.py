@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import Reply, Request, WebhookServer, base_env
+from tests.support import Reply, Request, WebhookServer, base_env
 
 pytestmark = pytest.mark.fault
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.fault.test_kill import kill_stages, stage_pid
+from tests.support import (
     Proc,
     WebhookServer,
     base_env,
@@ -25,7 +26,6 @@ from tests.conftest import (
     udp_port_of,
     wait_for,
 )
-from tests.fault.test_kill import kill_stages, stage_pid
 
 pytestmark = pytest.mark.fault
 

@@ -21,7 +21,7 @@ import zmq
 from alertik.common.config import Rule
 from alertik.common.schema import ALERT_DECODER, Alert
 from alertik.matcher.rules import RuleSet
-from tests.conftest import (
+from tests.support import (
     Proc,
     base_env,
     endpoint_of,

@@ -32,7 +32,7 @@ import pytest
 
 from alertik.common.schema import Alert
 from alertik.notify.outbox import OUTBOX_FILE, Outbox
-from tests.conftest import (
+from tests.support import (
     REPO,
     Proc,
     Reply,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.fault.test_kill import kill_stages
+from tests.support import (
     Proc,
     WebhookServer,
     base_env,
@@ -33,7 +34,6 @@ from tests.conftest import (
     udp_port_of,
     wait_for,
 )
-from tests.fault.test_kill import kill_stages
 
 pytestmark = pytest.mark.fault
 

@@ -24,9 +24,9 @@ from alertik.common import config
 from alertik.common.destinations import parse
 from alertik.common.schema import ENCODER, Alert
 from alertik.notify.stage import Notify
-from tests.conftest import WebhookServer, base_env, events_env, wait_for
 from tests.integration.test_stages_in_threads import Running, push
 from tests.standins import Pair, RouterOS, make_cert
+from tests.support import WebhookServer, base_env, events_env, wait_for
 
 PASSWORD = "r0uter-pa55"
 

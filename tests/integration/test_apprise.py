@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Reply, WebhookServer, base_env, events_env
 from tests.integration import test_notify_stage as base
 from tests.integration.test_notify_stage import TRICKY, Stage, alert
+from tests.support import Reply, WebhookServer, base_env, events_env
 
 pytest.importorskip("apprise")
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import WebhookServer, base_env, events_env
+from tests.support import WebhookServer, base_env, events_env
 
 
 def alertik(
@@ -191,7 +191,7 @@ def test_tap_says_once_that_no_stage_runs_with_that_run_directory(
 
 def docs_example(tmp_path: Path) -> dict[str, str]:
     """docs/RULES.md's complete example, its secrets in files under tmp_path."""
-    from tests.conftest import REPO
+    from tests.support import REPO
 
     doc = (REPO / "docs" / "RULES.md").read_text(encoding="utf-8")
     example = doc.split("```toml\n", 1)[1].split("```", 1)[0]

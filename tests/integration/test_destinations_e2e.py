@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.standins import MatrixServer, Pair, Recorder, RouterOS, make_cert
+from tests.support import (
     Proc,
     WebhookServer,
     base_env,
@@ -20,7 +21,6 @@ from tests.conftest import (
     udp_port_of,
     wait_for,
 )
-from tests.standins import MatrixServer, Pair, Recorder, RouterOS, make_cert
 
 TOKEN = "123456:SECRETtokenVALUE-xyz"
 MATRIX_TOKEN = "syt_YWxlcnRpaw_SecretMatrixToken_0x"

@@ -27,7 +27,7 @@ from alertik.common.schema import ENCODER, SyslogEvent
 from alertik.forwarder.resolve import Address, Target
 from alertik.forwarder.tcp import TcpSender
 from alertik.forwarder.udp import UdpSender
-from tests.conftest import Proc, base_env, wait_for
+from tests.support import Proc, base_env, wait_for
 
 # Asked of every receiving socket, so that a burst waits in the kernel while the
 # receiving thread catches up (the kernel caps it at net.core.rmem_max).

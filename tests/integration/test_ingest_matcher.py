@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from tests.conftest import (
+from tests.support import (
     Proc,
     base_env,
     endpoint_of,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_env, events_env
+from tests.support import base_env, events_env
 
 # Modules that a stage without TLS, e-mail or a command line never needs.
 NEEDLESS = ("ssl", "_ssl", "hashlib", "email", "argparse", "tempfile", "difflib")

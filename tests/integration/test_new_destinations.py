@@ -19,10 +19,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tests.conftest import Reply, Request, WebhookServer, base_env, events_env
 from tests.integration import test_notify_stage as base
 from tests.integration.test_notify_stage import TRICKY, Stage, alert, stopped_line
 from tests.standins import MatrixServer, Pair, make_cert
+from tests.support import Reply, Request, WebhookServer, base_env, events_env
 
 # The notify-process and fake-service fixtures of the notify stage's tests.
 notify = base.notify

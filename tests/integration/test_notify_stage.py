@@ -24,7 +24,7 @@ import zmq
 
 from alertik.common.schema import ENCODER, MESSAGE_DECODER, Alert, Delivery
 from alertik.notify.outbox import OUTBOX_FILE
-from tests.conftest import (
+from tests.support import (
     Proc,
     Reply,
     Request,

@@ -14,7 +14,7 @@ from pathlib import Path
 import zmq
 
 from alertik.common.schema import ALERT_DECODER, ENCODER, SyslogEvent
-from tests.conftest import (
+from tests.support import (
     Proc,
     WebhookServer,
     base_env,

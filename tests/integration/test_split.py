@@ -23,7 +23,7 @@ import zmq
 
 from alertik.common import sockets
 from alertik.common.schema import ALERT_DECODER, Alert
-from tests.conftest import (
+from tests.support import (
     Proc,
     WebhookServer,
     base_env,

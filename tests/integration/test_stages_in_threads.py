@@ -35,7 +35,7 @@ from alertik.forwarder.stage import Forwarder
 from alertik.ingest.stage import Ingest
 from alertik.matcher.stage import Matcher
 from alertik.notify.stage import Notify
-from tests.conftest import WebhookServer, base_env, events_env, wait_for
+from tests.support import WebhookServer, base_env, events_env, wait_for
 
 LOGIN = b"system,error,critical login failure for user admin from 192.0.2.7 via ssh"
 

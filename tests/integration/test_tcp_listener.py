@@ -38,7 +38,7 @@ from alertik.ingest.tcp import (
     TICK_SECONDS,
     TcpListener,
 )
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 MESSAGE = b"login failure for user guest from 192.168.88.17 via ssh"
 SYSLOG = b"<27>Oct  2 17:36:35 MikroTik " + MESSAGE

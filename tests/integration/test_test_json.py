@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import base_env, events_env
+from tests.support import base_env, events_env
 
 TOKEN = "azGDORePK8gMaC0QOYAMyEEuzJnyUi"
 USER = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"

@@ -25,7 +25,7 @@ import pytest
 from alertik.common import config
 from alertik.common.config import ConfigError
 from alertik.common.tls import fingerprint, server_context
-from tests.conftest import base_env
+from tests.support import base_env
 from tests.tls_support import (
     Pair,
     connect_tls,

@@ -27,7 +27,7 @@ import pytest
 import zmq
 
 from alertik.common.tls import fingerprint
-from tests.conftest import (
+from tests.support import (
     Proc,
     base_env,
     endpoint_of,

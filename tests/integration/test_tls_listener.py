@@ -33,7 +33,7 @@ from alertik.common.tls import server_context
 from alertik.ingest.allow import AllowList
 from alertik.ingest.tcp import TICK_SECONDS
 from alertik.ingest.tls import HANDSHAKE_SECONDS, HANDSHAKE_STEPS, TlsListener
-from tests.conftest import wait_for
+from tests.support import wait_for
 from tests.tls_support import (
     Pair,
     client_hello,

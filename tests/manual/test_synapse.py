@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import events_env, wait_for
 from tests.integration import test_notify_stage as base
 from tests.integration.test_notify_stage import Stage, alert
+from tests.support import events_env, wait_for
 
 pytestmark = [pytest.mark.synapse, pytest.mark.timeout(300)]
 notify = base.notify

@@ -582,7 +582,7 @@ def test_classify_names_the_format_parse_finds_for_near_miss_lines(raw: bytes) -
 
 
 def test_classify_names_the_format_parse_finds_for_every_preset_line() -> None:
-    from tests.conftest import REPO
+    from tests.support import REPO
 
     lines = [
         line.encode()

@@ -21,7 +21,7 @@ from alertik.forwarder.resolve import (
     describe_error,
     port_number,
 )
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 V4 = Address(socket.AF_INET, ("192.0.2.1", 514))
 V4B = Address(socket.AF_INET, ("192.0.2.2", 514))

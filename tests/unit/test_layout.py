@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 STAGES = ("ingest", "matcher", "notify", "forwarder", "web")
 PACKAGES = ("common", *STAGES)

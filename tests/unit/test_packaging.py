@@ -6,7 +6,7 @@ import configparser
 import tomllib
 
 from alertik.common.config import STAGES
-from tests.conftest import REPO
+from tests.support import REPO
 
 
 def test_supervisord_runs_each_stage_with_the_installed_package() -> None:

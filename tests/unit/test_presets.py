@@ -32,8 +32,8 @@ from alertik.matcher.presets import (
 from alertik.matcher.rulefile import FIELDS, FileRule, Hit, Record, compile_file, lint
 from alertik.matcher.rules import RuleSet
 from tests import preset_lines
-from tests.conftest import REPO
 from tests.preset_lines import Line
+from tests.support import REPO
 
 # The keys of a rule in the rules file (issue 15), less the two a rule always
 # gives itself (name, notify).

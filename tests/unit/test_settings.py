@@ -32,7 +32,7 @@ from alertik.common.converters import (
     check_utf8,
 )
 from alertik.common.destinations import DEFAULT_TELEGRAM_API_URL, TeamsDestination
-from tests.conftest import REPO
+from tests.support import REPO
 
 # The Config sections the table fills, and the fields filled elsewhere.
 SECTIONS: dict[str, tuple[type[msgspec.Struct], set[str]]] = {

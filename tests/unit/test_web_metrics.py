@@ -36,7 +36,7 @@ def test_every_metric_follows_prometheus_naming() -> None:
 
 
 def test_docs_list_every_metric() -> None:
-    from tests.conftest import REPO
+    from tests.support import REPO
 
     text = (REPO / "docs" / "OBSERVABILITY.md").read_text()
     listed = set(re.findall(r"^\| `(alertik_[a-z_]+)` \|", text, re.M))
