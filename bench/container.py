@@ -19,26 +19,18 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 import harness as h
+
+from tests.support import WebhookProcess, events_env
 
 UID = 10001
 ALERT_EVERY = 1000
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Cgroup:
@@ -125,7 +117,7 @@ def mib(n: int | None) -> str:
 
 
 def engine_run(args: argparse.Namespace, port: int, hook_url: str) -> str:
-    env = h.events_env(h.REALISTIC)
+    env = events_env(*h.REALISTIC)
     env.update(
         GENERIC1_WEBHOOK_URL=hook_url,
         ALERTIK_UDP_PORT=str(port),
@@ -195,17 +187,17 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    hook = h.Webhook()
+    hook = WebhookProcess()
     sender = h.Sender()
-    port = free_udp_port()
-    container = engine_run(args, port, hook.url)
+    port = h.free_udp_port()
+    container = engine_run(args, port, hook.url + "/hook")
     try:
         wait_listening(args, container, 60)
         pid = int(engine(args, "inspect", "--format", "{{.State.Pid}}", container))
         cgroup = Cgroup(pid)
         # Warm-up: every stage has imported what it needs and seen an alert.
         sender.send(port, 1, 2000, 4000.0, 100)
-        hook.wait(20, 30)
+        hook.collect(20, 30)
         time.sleep(args.idle)
         idle, idle_stat = cgroup.current(), cgroup.stat()
         print(
@@ -221,11 +213,11 @@ def main() -> int:
         sampler = Sampler(cgroup)
         sampler.start()
         first, count = 1_000_000, int(args.rate * args.seconds)
-        hook.arrived.clear()
+        hook.forget()
         drops = h.udp_drops(port)
         sent, elapsed, _, _ = sender.send(port, first, count, args.rate, ALERT_EVERY)
         expected = len([s for s in range(first, first + count) if s % ALERT_EVERY == 0])
-        hook.wait(expected, 60)
+        hook.collect(expected, 60)
         time.sleep(1)
         sampler.stop.set()
         sampler.join()
@@ -242,7 +234,7 @@ def main() -> int:
             "OOM-killed {{.State.OOMKilled}}",
             container,
         ).strip()
-        seqs = {s for s, _ in hook.arrived if s >= first}
+        seqs = {s for s, _ in h.arrivals(hook.requests) if s >= first}
         logs = engine(args, "logs", container)
         restarts = len(
             re.findall(r"exited: \w+ \(terminated by SIG|exited: \w+ \(exit", logs)

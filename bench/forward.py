@@ -10,28 +10,25 @@ receiver on 127.0.0.1, then pushes SyslogEvents into its ZeroMQ input:
 2. stepped rates: each rate for ``--step-seconds``, paced.
 
 Every datagram is checked byte for byte and in order. A run counts only if
-nothing was lost; the answer is the best such rate. Uses only the standard
-library, pyzmq and msgspec; a full run takes well under a minute.
+nothing was lost; the answer is the best such rate. A full run takes well
+under a minute.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
-import re
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from multiprocessing.connection import Connection
 from typing import NamedTuple
 
+import harness as h
 import zmq
 
 from alertik.common.schema import ENCODER, SyslogEvent
+from tests.support import Proc, endpoint_of
 
 # A RouterOS "syslog" format login failure, about the size of a typical line.
 LINE = (
@@ -79,15 +76,10 @@ def receive(conn: Connection) -> None:
         conn.send((got, intact, first, last))
 
 
-def start_forwarder(port: int, run_dir: str) -> tuple[subprocess.Popen[str], str]:
+def start_forwarder(port: int, workdir: str) -> tuple[Proc, str]:
     """The forwarder stage as a process; its input endpoint from its log line."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ALERTIK_", "FORWARD_"))
-    }
-    env.update(
-        ALERTIK_RUN_DIR=run_dir,
+    env = h.clean_env(
+        workdir,
         ALERTIK_LOG_FILE="-",
         # INFO: the start-up line carries the endpoint to push to.
         ALERTIK_LOG_LEVEL="INFO",
@@ -96,25 +88,8 @@ def start_forwarder(port: int, run_dir: str) -> tuple[subprocess.Popen[str], str
         FORWARD_HOST="127.0.0.1",
         FORWARD_PORT=str(port),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "alertik.forwarder"],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        found = re.search(r"forwarder listening on (\S+)", line)
-        if found:
-            threading.Thread(target=_discard, args=(proc,), daemon=True).start()
-            return proc, found.group(1)
-    raise SystemExit(f"forwarder exited {proc.wait()} before listening")
-
-
-def _discard(proc: subprocess.Popen[str]) -> None:
-    assert proc.stderr is not None
-    for _ in proc.stderr:
-        pass
+    proc = Proc([sys.executable, "-m", "alertik.forwarder"], env)
+    return proc, endpoint_of(proc, "forwarder", 30)
 
 
 def encoded(start: int, count: int) -> list[bytes]:
@@ -189,17 +164,14 @@ def main() -> int:
     parser.add_argument("--step-seconds", type=float, default=2.0)
     args = parser.parse_args()
 
-    spawn = multiprocessing.get_context("spawn")
-    here, there = spawn.Pipe()
-    receiver = spawn.Process(target=receive, args=(there,), daemon=True)
-    receiver.start()
+    receiver, here = h.spawn_helper(receive)
     port = here.recv()
     runs = [("burst", args.count, 0.0)]
     for rate in (float(r) for r in args.rates.split(",")):
         runs.append((f"paced {rate:,.0f}/s", int(rate * args.step_seconds), rate))
     best = 0.0
-    with tempfile.TemporaryDirectory() as run_dir:
-        proc, endpoint = start_forwarder(port, run_dir)
+    with tempfile.TemporaryDirectory() as workdir:
+        proc, endpoint = start_forwarder(port, workdir)
         with zmq.Context() as ctx, ctx.socket(zmq.PUSH) as push:
             push.setsockopt(zmq.LINGER, 0)
             push.connect(endpoint)
@@ -211,8 +183,7 @@ def main() -> int:
                 print(f"{name}: {result}", flush=True)
                 if result.lossless:
                     best = max(best, result.rate)
-        proc.terminate()
-        proc.wait(10)
+        proc.terminate(10)
     here.send(None)
     receiver.join(5)
     print(f"forwarded datagrams/s with no loss: {best:,.0f}")

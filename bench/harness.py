@@ -1,43 +1,56 @@
 """Shared pieces of the benchmarks: alertik as a user runs it, and its peers.
 
-* ``Alertik``: ``python -m alertik run`` (supervisord and one process per
-  stage) in a private run directory, on ephemeral ports of 127.0.0.1, its
-  output collected line by line; its processes and their memory from /proc.
+* ``start_alertik``: ``python -m alertik run`` (the keeper, supervisord and
+  one process per stage) in a private run directory, on ephemeral ports of
+  127.0.0.1: a ``tests.support.Proc``, its output collected line by line; its
+  processes, their memory and CPU time through psutil.
 * ``Sender``: a process that sends RouterOS-style datagrams to a UDP port,
   paced or flat out, and says when it sent each one.
 * ``BareReceiver``: a process with nothing but a ``recvfrom`` loop, the
   yardstick for ingest.
-* ``Webhook``: a process serving HTTP/1.1 with keep-alive on 127.0.0.1 that
-  notes when each alert arrived.
+* ``tests.support.WebhookProcess``: the tests' webhook server in a process of
+  its own; ``arrivals`` says which alert arrived when.
 * ``LogCounter``: reads the log archive as it grows and counts the lines.
 
 Senders and receivers run in processes of their own (multiprocessing, spawn)
 so that they never share a GIL with each other or with the measuring script.
 Everything talks over 127.0.0.1 only.
+
+The scripts run as ``python bench/NAME.py``. Importing this module puts the
+repository on ``sys.path`` (first, as pytest does for the tests), so that the
+scripts and this module can use ``tests.support``: a script imports harness
+before anything from ``tests``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import os
 import re
-import selectors
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from alertik.common.config import is_own_variable
+import psutil
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from tests.support import (  # noqa: E402
+    Proc,
+    Request,
+    alertik_processes,
+    base_env,
+)
 
 # Every benchmark datagram is exactly this long: a typical RouterOS line.
 LINE_BYTES = 200
@@ -243,17 +256,6 @@ def rules_toml(events: Sequence[Event], thresholds: int) -> str:
     return "\n".join(out)
 
 
-def events_env(events: Sequence[Event]) -> dict[str, str]:
-    """EVENTn_* variables for the given events."""
-    env = {"ENV_EVENTS": str(len(events))}
-    for i, (notifier, kind, match, mask) in enumerate(events):
-        env[f"EVENT{i}_NOTIFIER"] = notifier
-        env[f"EVENT{i}_MATCH_TYPE"] = kind
-        env[f"EVENT{i}_MATCH_STR"] = match
-        env[f"EVENT{i}_MASK_MSG"] = mask
-    return env
-
-
 # --- alertik as a user runs it -------------------------------------------------
 
 
@@ -264,74 +266,58 @@ def scratch_dir(prefix: str) -> str:
 
 
 def clean_env(workdir: str, **extra: str) -> dict[str, str]:
-    """The bench's environment for alertik: nothing inherited that configures it."""
-    env = {k: v for k, v in os.environ.items() if not is_own_variable(k)}
-    env.update(
-        ALERTIK_RUN_DIR=os.path.join(workdir, "run"),
-        ALERTIK_STATE_DIR=os.path.join(workdir, "state"),
-        ALERTIK_LOG_FILE=os.path.join(workdir, "log.txt"),
-        # Every line stays in one file, so that every line can be counted.
-        ALERTIK_LOG_MAX_BYTES="0",
-        ALERTIK_UDP_PORT="0",
-        ALERTIK_BIND="127.0.0.1",
-        ALERTIK_NODE_NAME="bench",
-        PYTHONUNBUFFERED="1",
-    )
+    """The bench's environment for alertik: nothing inherited that configures it,
+    private directories under workdir, UDP on an ephemeral port of 127.0.0.1."""
+    # Every line stays in one file, so that every line can be counted.
+    env = base_env(workdir, ALERTIK_LOG_MAX_BYTES="0", ALERTIK_NODE_NAME="bench")
+    # The tests' short retry cap is theirs; the bench keeps alertik's default.
+    del env["ALERTIK_RETRY_MAX_DELAY"]
     env.update(extra)
     return env
 
 
-def proc_children(pid: int) -> list[int]:
-    """Every live descendant of pid, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            parents[int(entry)] = int(fields[1])
-    out: list[int] = []
-    frontier = [pid]
-    while frontier:
-        p = frontier.pop()
-        for child, parent in parents.items():
-            if parent == p:
-                out.append(child)
-                frontier.append(child)
-    return out
+def start_alertik(env: dict[str, str], *args: str) -> Proc:
+    """``python -P -m alertik run`` in its own session, its output kept line by
+    line with the time each line was read.
+
+    -P: a checkout in the working directory must not shadow the installed
+    alertik.
+    """
+    return Proc([sys.executable, "-P", "-m", "alertik", "run", *args], env)
 
 
-def status_kib(pid: int, field: str = "VmRSS") -> int:
-    """A ``/proc/PID/status`` figure in KiB (0 if the process is gone)."""
+def wait_running(alertik: Proc, stages: Iterable[str], timeout: float = 30.0) -> float:
+    """Wait until supervisord says every stage is RUNNING; when the last said so."""
+    return max(
+        alertik.wait_match(rf"success: {stage} entered RUNNING state", timeout)[0]
+        for stage in stages
+    )
+
+
+def tcp_port(alertik: Proc, kind: str = "tcp") -> int:
+    """The port ingest's TCP (or, kind "tls", TLS) listener logged."""
+    _, found = alertik.wait_match(rf"{kind} listening on \S*:(\d+)", 30.0)
+    return int(found.group(1))
+
+
+def stop(alertik: Proc, timeout: float = 20.0) -> int | None:
+    """SIGTERM, as docker stop does; its exit status, or None if it did not
+    stop in time and the whole tree was killed."""
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+        return alertik.terminate(timeout)
+    except subprocess.TimeoutExpired:
+        return None
 
 
-def pss_kib(pid: int) -> int:
-    """Proportional set size in KiB: shared pages split among their users."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+def processes(alertik: Proc) -> dict[str, int]:
+    """The keeper's pid (``alertik run`` becomes it), supervisord's and each
+    stage's, by name."""
+    return alertik_processes(alertik.popen.pid)
 
 
-def udp_drops(port: int) -> int:
-    """Datagrams the kernel dropped for the UDP socket bound to port (a full buffer)."""
-    total = 0
+def udp_sockets(port: int) -> list[list[str]]:
+    """The kernel's rows (/proc/net/udp, udp6) for the UDP sockets bound to port."""
+    rows = []
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
             with open(table) as f:
@@ -339,133 +325,37 @@ def udp_drops(port: int) -> int:
                 for line in f:
                     fields = line.split()
                     if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        total += int(fields[-1])
+                        rows.append(fields)
         except (OSError, StopIteration, ValueError, IndexError):
             continue
-    return total
+    return rows
+
+
+def udp_bound(port: int) -> bool:
+    """Whether some socket is bound to this UDP port (IPv4 or IPv6)."""
+    return bool(udp_sockets(port))
+
+
+def udp_drops(port: int) -> int:
+    """Datagrams the kernel dropped for the UDP socket bound to port (a full buffer)."""
+    return sum(int(fields[-1]) for fields in udp_sockets(port))
+
+
+def free_udp_port() -> int:
+    """A UDP port of 127.0.0.1 that nobody holds right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far."""
+    """User plus system CPU time a process has used so far (0 if it is gone)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
+        used = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Alertik:
-    """``python -P -m alertik run`` in its own session, output kept with timestamps.
-
-    -P: a checkout in the working directory must not shadow the installed
-    alertik.
-    """
-
-    def __init__(self, env: dict[str, str], args: Sequence[str] = ()) -> None:
-        self.env = env
-        self.log_path = env.get("ALERTIK_LOG_FILE", "")
-        self.started = time.monotonic()
-        self.popen = subprocess.Popen(
-            [sys.executable, "-P", "-m", "alertik", "run", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.lines: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for raw in self.popen.stdout:
-            now = time.monotonic()
-            with self._lock:
-                self.lines.append((now, raw.decode("utf-8", "replace").rstrip("\n")))
-
-    @property
-    def output(self) -> str:
-        with self._lock:
-            return "\n".join(line for _, line in self.lines)
-
-    def wait_line(self, pattern: str, timeout: float = 30.0) -> tuple[float, str]:
-        """The first output line matching pattern (a regex) and when it was read."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            with self._lock:
-                fresh = self.lines[seen:]
-            seen += len(fresh)
-            for at, line in fresh:
-                if rx.search(line):
-                    return at, line
-            if self.popen.poll() is not None and not self._reader.is_alive():
-                raise RuntimeError(
-                    f"alertik run exited {self.popen.returncode} before "
-                    f"{pattern!r}:\n{self.output[-4000:]}"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"no {pattern!r} after {timeout:g}s:\n{self.output[-4000:]}"
-                )
-            time.sleep(0.002)
-
-    def udp_port(self) -> int:
-        _, line = self.wait_line(r"listening on udp \S*:\d+")
-        found = re.search(r"listening on udp \S*:(\d+)", line)
-        assert found is not None
-        return int(found.group(1))
-
-    def tcp_port(self) -> int:
-        _, line = self.wait_line(r"tcp listening on \S*:\d+")
-        found = re.search(r"tcp listening on \S*:(\d+)", line)
-        assert found is not None
-        return int(found.group(1))
-
-    def wait_running(self, stages: Iterable[str], timeout: float = 30.0) -> None:
-        for stage in stages:
-            self.wait_line(rf"success: {stage} entered RUNNING state", timeout)
-
-    def processes(self) -> dict[str, int]:
-        """The keeper's pid (alertik run's), supervisord's and each stage's."""
-        out = {"keeper": self.popen.pid}
-        for pid in proc_children(self.popen.pid):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if b"alertik.supervise" in argv:
-                out["supervisord"] = pid
-            elif b"alertik" in argv and len(argv) > argv.index(b"alertik") + 1:
-                out[argv[argv.index(b"alertik") + 1].decode()] = pid
-        return out
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM, as docker stop does; SIGKILL everything if it takes too long.
-
-        supervisord gives each stage its own process group, so the stages are
-        killed one by one (after supervisord, which would restart them).
-        """
-        code: int | None = None
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            code = self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            stages = proc_children(self.popen.pid)
-            for pid in [self.popen.pid, *stages]:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            self.popen.wait(5)
-        self._reader.join(5)
-        if self.popen.stdout is not None:
-            self.popen.stdout.close()
-        return code
+    return used.user + used.system
 
 
 class LogCounter:
@@ -530,7 +420,9 @@ class LogCounter:
 # --- helper processes ---------------------------------------------------------
 
 
-def _spawn(target: Callable[..., None], *args: Any) -> tuple[Any, Connection]:
+def spawn_helper(target: Callable[..., None], *args: Any) -> tuple[Any, Connection]:
+    """target(conn, *args) in a process of its own (spawn); conn is the other
+    end of the pipe returned beside the process."""
     ctx = multiprocessing.get_context("spawn")
     here, there = ctx.Pipe()
     proc = ctx.Process(target=target, args=(there, *args), daemon=True)
@@ -589,7 +481,7 @@ class Sender:
     """A UDP sender in its own process; one request at a time."""
 
     def __init__(self) -> None:
-        self._proc, self._conn = _spawn(_send_loop)
+        self._proc, self._conn = spawn_helper(_send_loop)
 
     def start(
         self,
@@ -660,7 +552,7 @@ class BareReceiver:
     """A bare ``recvfrom`` loop in its own process, counting what arrives."""
 
     def __init__(self) -> None:
-        self._proc, self._conn = _spawn(_bare_loop)
+        self._proc, self._conn = spawn_helper(_bare_loop)
         self.port: int = self._conn.recv()
 
     def expect(self, count: int) -> None:
@@ -676,106 +568,22 @@ class BareReceiver:
         self._proc.join(5)
 
 
-_RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-)
-
-
-def _webhook_loop(conn: Connection) -> None:
-    """The webhook process: HTTP/1.1 keep-alive, answers 200 to every POST.
-
-    Notes (seq, arrival monotonic_ns) for each alert whose text carries a
-    benchmark seq, and the arrival of every other request as seq -1.
-    """
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.setblocking(False)
-    conn.send(listener.getsockname()[1])
-    sel = selectors.DefaultSelector()
-    sel.register(listener, selectors.EVENT_READ, None)
-    sel.register(conn, selectors.EVENT_READ, "control")
-    buffers: dict[socket.socket, bytes] = {}
-    arrivals: list[tuple[int, int]] = []
-    while True:
-        for key, _ in sel.select(1.0):
-            if key.data == "control":
-                if conn.recv() is None:
-                    return
-                conn.send(arrivals)
-                arrivals = []
-            elif key.data is None:
-                client, _ = listener.accept()
-                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                client.setblocking(False)
-                buffers[client] = b""
-                sel.register(client, selectors.EVENT_READ, "client")
-            else:
-                client = key.fileobj  # type: ignore[assignment]
-                try:
-                    chunk = client.recv(65536)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    sel.unregister(client)
-                    client.close()
-                    buffers.pop(client, None)
-                    continue
-                data = buffers[client] + chunk
-                while True:
-                    head_end = data.find(b"\r\n\r\n")
-                    if head_end < 0:
-                        break
-                    found = re.search(rb"(?i)content-length:\s*(\d+)", data[:head_end])
-                    length = int(found.group(1)) if found else 0
-                    end = head_end + 4 + length
-                    if len(data) < end:
-                        break
-                    body = data[head_end + 4 : end]
-                    data = data[end:]
-                    now = time.monotonic_ns()
-                    client.sendall(_RESPONSE)
-                    try:
-                        text = json.loads(body).get("text", "").encode()
-                    except (ValueError, AttributeError):
-                        text = b""
-                    seqs = ALERT_SEQ_RE.findall(text)
-                    if seqs:
-                        arrivals.extend((int(s), now) for s in seqs)
-                    else:
-                        arrivals.append((-1, now))
-                buffers[client] = data
-
-
-class Webhook:
-    """A fast local webhook in its own process: ``url``, and who arrived when."""
-
-    def __init__(self) -> None:
-        self._proc, self._conn = _spawn(_webhook_loop)
-        self.port: int = self._conn.recv()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.arrived: list[tuple[int, int]] = []
-
-    def collect(self) -> list[tuple[int, int]]:
-        """Everything that arrived since the last call, added to ``arrived``."""
-        self._conn.send(True)
-        got: list[tuple[int, int]] = self._conn.recv()
-        self.arrived.extend(got)
-        return got
-
-    def wait(self, count: int, timeout: float = 30.0) -> int:
-        """Collect until count alerts arrived in all (or timeout); the count."""
-        deadline = time.monotonic() + timeout
-        while len(self.arrived) < count and time.monotonic() < deadline:
-            self.collect()
-            if len(self.arrived) < count:
-                time.sleep(0.02)
-        return len(self.arrived)
-
-    def close(self) -> None:
-        self._conn.send(None)
-        self._proc.join(5)
+def arrivals(requests: Iterable[Request]) -> list[tuple[int, int]]:
+    """(seq, monotonic ns) of each alert a webhook received: the benchmark seq
+    its text carries, or -1 for a request that carries none."""
+    out: list[tuple[int, int]] = []
+    for request in requests:
+        at = round(request.at * 1e9)
+        try:
+            text = json.loads(request.body).get("text", "").encode()
+        except (ValueError, AttributeError):
+            text = b""
+        seqs = ALERT_SEQ_RE.findall(text)
+        if seqs:
+            out.extend((int(s), at) for s in seqs)
+        else:
+            out.append((-1, at))
+    return out
 
 
 # --- numbers -------------------------------------------------------------------
@@ -805,14 +613,9 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    mem = status_kib(os.getpid(), "VmRSS")
-    try:
-        with open("/proc/meminfo") as f:
-            mem = int(f.readline().split()[1])
-    except OSError:
-        pass
+    mem = psutil.virtual_memory().total
     return (
-        f"{model}, {os.cpu_count()} cores, {mem / 1024 / 1024:.0f} GiB RAM, "
+        f"{model}, {os.cpu_count()} cores, {mem / 2**30:.0f} GiB RAM, "
         f"Linux {os.uname().release}, Python {sys.version.split()[0]}"
     )
 

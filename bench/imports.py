@@ -16,44 +16,29 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 
 import harness as h
+
+from tests.support import Proc, events_env
 
 STAGES = ("ingest", "matcher", "notify", "forwarder")
 _IMPORT = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
 def imported(argv: list[str], env: dict[str, str], ready: str | None) -> list[str]:
-    """The importtime lines of a process, once it printed ready (or exited)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-X", "importtime", *argv],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    lines = []
-    deadline = time.monotonic() + 30
-    for line in proc.stderr:
-        lines.append(line)
-        if ready is not None and ready in line:
-            break
-        if time.monotonic() > deadline:
-            break
-    proc.send_signal(signal.SIGTERM)
+    """The output lines of a process (its importtime lines among them), once it
+    printed ready and was stopped, or (ready None) once it exited."""
+    proc = Proc([sys.executable, "-X", "importtime", *argv], env)
     try:
-        _, rest = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, rest = proc.communicate()
-    return lines + rest.splitlines()
+        if ready is not None:
+            proc.wait_line(ready, 30)
+        else:
+            proc.popen.wait(30)
+    finally:
+        proc.terminate(20)
+    return proc.lines
 
 
 def report(name: str, lines: list[str], top: int) -> None:
@@ -83,7 +68,7 @@ def main() -> int:
         GENERIC1_WEBHOOK_URL="http://127.0.0.1:9/hook",
         FORWARD_HOST="127.0.0.1",
         FORWARD_PORT="9",
-        **h.events_env(h.rule_set(16)),
+        **events_env(*h.rule_set(16)),
     )
     print(f"# {h.machine()}; load average {os.getloadavg()[0]:.1f}")
     print("| process | modules | self import time by package, ms |")

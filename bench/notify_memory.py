@@ -15,13 +15,13 @@ Needs Apprise for the third case (pip install 'alertik[apprise]').
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
 import time
 
-from alertik.common.config import is_own_variable
+import harness as h
+
+from tests.support import Proc, memory
 
 CASES = {
     "generic webhook": {
@@ -41,21 +41,11 @@ CASES = {
 RUNS = 3
 
 
-def status_kib(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise ValueError(field)
-
-
 def measure(extra: dict[str, str]) -> int:
     """notify's VmRSS in KiB, a second after it started listening."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not is_own_variable(k)}
-        env.update(
-            ALERTIK_RUN_DIR=os.path.join(tmp, "run"),
-            ALERTIK_STATE_DIR=os.path.join(tmp, "state"),
+        env = h.clean_env(
+            tmp,
             ALERTIK_LOG_FILE="-",
             ALERTIK_NOTIFY_ADDR="tcp://127.0.0.1:*",
             ALERTIK_NOTIFY_TAP="tcp://127.0.0.1:*",
@@ -65,25 +55,13 @@ def measure(extra: dict[str, str]) -> int:
             EVENT0_MASK_MSG="x",
             **extra,
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "alertik", "notify"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = Proc([sys.executable, "-m", "alertik", "notify"], env)
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if "notify listening on" in line:
-                    break
-            else:
-                raise RuntimeError("notify did not start")
+            proc.wait_line("notify listening on", 30)
             time.sleep(1.0)  # workers started, sessions made
-            return status_kib(proc.pid, "VmRSS")
+            return memory(proc.popen.pid).rss // 1024
         finally:
-            proc.terminate()
-            proc.wait(10)
+            proc.terminate(10)
 
 
 def main() -> int:

@@ -53,6 +53,14 @@ import startup
 import zmq
 
 from alertik.common.schema import ALERT_DECODER, ENCODER, SyslogEvent
+from tests.support import (
+    Proc,
+    WebhookProcess,
+    endpoint_of,
+    events_env,
+    memory,
+    udp_port_of,
+)
 
 SECTIONS = (
     "startup",
@@ -66,6 +74,9 @@ SECTIONS = (
 )
 OPTIONAL = ("forward",)
 STAGES = ("notify", "matcher", "ingest")
+# The processes of `alertik run` whose memory is shown: the keeper (what
+# `alertik run` becomes), supervisord below it, and the stages.
+PROCESSES = ("keeper", "supervisord", *STAGES)
 # The issue's targets, quoted in the table.
 TARGET_RATE = 50_000
 TARGET_SECONDS = 4.0
@@ -78,6 +89,7 @@ ALERT_EVERY = 1000
 KEEP_UP_SECONDS = 1.0
 # A sender that falls this far short of the asked rate is the bottleneck.
 SENDER_SHORTFALL = 0.97
+MIB = 1024 * 1024
 MARK_BEGIN = "<!-- bench:begin -->"
 MARK_END = "<!-- bench:end -->"
 
@@ -184,22 +196,22 @@ class Pipeline:
 
     def __init__(self, name: str, extra: dict[str, str] | None = None) -> None:
         self.work = h.scratch_dir(f"alertik-bench-{name}-")
-        self.hook = h.Webhook()
+        self.hook = WebhookProcess()
         env = h.clean_env(
             self.work,
-            GENERIC1_WEBHOOK_URL=self.hook.url,
-            **h.events_env(h.rule_set(16)),
+            GENERIC1_WEBHOOK_URL=self.hook.url + "/hook",
+            **events_env(*h.rule_set(16)),
             **(extra or {}),
         )
-        self.alertik = h.Alertik(env)
+        self.alertik = h.start_alertik(env)
         self.sender = h.Sender()
-        self.port = self.alertik.udp_port()
-        self.alertik.wait_running(STAGES)
-        self.log = h.LogCounter(self.alertik.log_path)
+        self.port = udp_port_of(self.alertik)
+        h.wait_running(self.alertik, STAGES)
+        self.log = h.LogCounter(env["ALERTIK_LOG_FILE"])
         self.seq = 1_000_000
         # Warm-up: imports done, DFA caches filled, connections made.
         self.run(2000, 4000.0, 100)
-        self.hook.wait(20, 10)
+        self.hook.collect(20, 10)
 
     def next_seqs(self, count: int) -> int:
         first = self.seq
@@ -209,7 +221,7 @@ class Pipeline:
     def run(self, count: int, rate: float, alert_every: int = ALERT_EVERY) -> RunResult:
         """Send count datagrams at rate (0: flat out); count them in the log."""
         self.log.skip_to_end()
-        pids = self.alertik.processes()
+        pids = h.processes(self.alertik)
         before = {k: h.cpu_seconds(p) for k, p in pids.items()}
         drops = h.udp_drops(self.port)
         sent, elapsed, _, _ = self.sender.send(
@@ -231,7 +243,7 @@ class Pipeline:
         )
 
     def close(self) -> None:
-        code = self.alertik.stop()
+        code = h.stop(self.alertik)
         if code != 0:
             progress(f"  alertik run exited {code}:\n{self.alertik.output[-3000:]}")
         self.sender.close()
@@ -319,20 +331,20 @@ def section_startup(s: Settings, table: Table) -> None:
 
 
 def memory_rows(p: Pipeline, when: str, table: Table) -> None:
-    procs = p.alertik.processes()
+    procs = h.processes(p.alertik)
     parts = []
     total = pss = 0
-    for name in ("keeper", "supervisord", *STAGES):
+    for name in PROCESSES:
         pid = procs.get(name)
         if pid is None:
             continue
-        rss = h.status_kib(pid)
-        total += rss
-        pss += h.pss_kib(pid)
-        parts.append(f"{name} {rss / 1024:.1f}")
+        used = memory(pid)
+        total += used.rss
+        pss += used.pss
+        parts.append(f"{name} {used.rss / MIB:.1f}")
     table.add(
         f"memory {when}: RSS MiB of each process",
-        ", ".join(parts) + f"; **total {total / 1024:.1f} MiB** (PSS {pss / 1024:.1f})",
+        ", ".join(parts) + f"; **total {total / MIB:.1f} MiB** (PSS {pss / MIB:.1f})",
         "< 100 MB in all" if when == "after the runs" else "",
     )
 
@@ -418,12 +430,13 @@ def section_burst(s: Settings, p: Pipeline, table: Table) -> None:
 def latency_run(p: Pipeline, rate: float, seconds: float) -> list[int]:
     """Send alert lines paced at rate; each one's packet-to-webhook time (ns)."""
     count = int(rate * seconds)
-    p.hook.collect()
+    p.hook.forget()
     first = p.next_seqs(count)
     _, _, _, times = p.sender.send(p.port, first, count, rate, 1, True)
-    p.hook.arrived.clear()
-    p.hook.wait(count, 30 + seconds)
-    arrived = {seq: t for seq, t in p.hook.arrived if first <= seq < first + count}
+    p.hook.collect(count, 30 + seconds)
+    arrived = {
+        seq: t for seq, t in h.arrivals(p.hook.requests) if first <= seq < first + count
+    }
     if len(arrived) < count:
         progress(f"  only {len(arrived)} of {count} alerts arrived")
     return [arrived[first + i] - t for i, t in enumerate(times) if first + i in arrived]
@@ -452,13 +465,14 @@ def section_latency(s: Settings, p: Pipeline, table: Table) -> None:
         f"{ms(max(lat))}",
     )
     count = s.throughput_alerts
-    p.hook.collect()
-    p.hook.arrived.clear()
+    p.hook.forget()
     first = p.next_seqs(count)
     started = time.monotonic_ns()
     p.sender.send(p.port, first, count, 0.0, 1)
-    p.hook.wait(count, 60)
-    times = sorted(t for seq, t in p.hook.arrived if first <= seq < first + count)
+    p.hook.collect(count, 60)
+    times = sorted(
+        t for seq, t in h.arrivals(p.hook.requests) if first <= seq < first + count
+    )
     if len(times) > 1:
         rate = (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
         whole = len(times) / ((times[-1] - started) / 1e9)
@@ -472,7 +486,7 @@ def section_latency(s: Settings, p: Pipeline, table: Table) -> None:
 def section_tcp(s: Settings, table: Table) -> None:
     seconds = s.tcp_seconds
     with pipeline("tcp", ALERTIK_TCP_PORT="0") as p:
-        tcp_port = p.alertik.tcp_port()
+        tcp_port = h.tcp_port(p.alertik)
 
         def ok(rate: int) -> tuple[bool, float]:
             r = p.run(int(rate * seconds), rate)
@@ -605,7 +619,7 @@ def matcher_rates(
             f.write(h.rules_toml(events, thresholds))
         rule_env = {"ALERTIK_RULES_FILE": path}
     else:
-        rule_env = h.events_env(events)
+        rule_env = events_env(*events)
     with (
         zmq.Context() as ctx,
         ctx.socket(zmq.PULL) as sink,
@@ -623,26 +637,10 @@ def matcher_rates(
             ALERTIK_NOTIFY_ADDR=f"tcp://127.0.0.1:{sink_port}",
             **rule_env,
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "alertik", "matcher"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = Proc([sys.executable, "-m", "alertik", "matcher"], env)
         try:
-            assert proc.stderr is not None
-            endpoint = ""
-            for line in proc.stderr:
-                found = re.search(r"matcher listening on (\S+) \((\d+) rules", line)
-                if found:
-                    endpoint = found.group(1)
-                    break
-            if not endpoint:
-                raise RuntimeError(f"matcher exited {proc.wait()} before listening")
-            threading.Thread(target=_drain, args=(proc,), daemon=True).start()
-            push.connect(endpoint)
+            # Compiling 1,000 rules on a busy machine takes its time.
+            push.connect(endpoint_of(proc, "matcher", 60))
             log = h.LogCounter(env["ALERTIK_LOG_FILE"])
             seq = 0
             frames = _frames(0, 5000)
@@ -656,12 +654,12 @@ def matcher_rates(
                 frames = _frames(seq, s.match_events)
                 log.skip_to_end()
                 started = time.monotonic()
-                used = h.cpu_seconds(proc.pid)
+                used = h.cpu_seconds(proc.popen.pid)
                 for frame in frames:
                     push.send(frame)
                 last = log.wait_for(len(frames), quiet=5.0)
                 if cpu is not None:
-                    cpu.append((h.cpu_seconds(proc.pid) - used) / log.count * 1e6)
+                    cpu.append((h.cpu_seconds(proc.popen.pid) - used) / log.count * 1e6)
                 alerts = _count(sink)
                 rate = log.count / (last - started)
                 rates.append(rate)
@@ -670,8 +668,7 @@ def matcher_rates(
                     f"{last - started:.2f}s = {rate_text(rate)}, {alerts} alerts"
                 )
         finally:
-            proc.terminate()
-            proc.wait(10)
+            proc.terminate(10)
             h.remove(work)
     return rates
 
@@ -701,12 +698,6 @@ def _count(sink: zmq.Socket[bytes]) -> int:
         ALERT_DECODER.decode(sink.recv())
         n += 1
     return n
-
-
-def _drain(proc: subprocess.Popen[str]) -> None:
-    assert proc.stderr is not None
-    for _ in proc.stderr:
-        pass
 
 
 def section_forward(s: Settings, table: Table) -> None:

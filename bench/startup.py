@@ -23,39 +23,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 
 import harness as h
 
+from tests.support import Proc, WebhookProcess, events_env
+
 # How often /proc/net/udp is read while waiting for the port.
 POLL_SECONDS = 0.001
 # Longest any single start may take before the run counts as failed.
 TIMEOUT_SECONDS = 60.0
-
-
-def free_udp_port() -> int:
-    """A UDP port of 127.0.0.1 that nobody holds right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def udp_bound(port: int) -> bool:
-    """Whether some socket is bound to this UDP port (IPv4 or IPv6)."""
-    wanted = f":{port:04X} "
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(table) as f:
-                if any(wanted in line.split(None, 2)[1] + " " for line in f):
-                    return True
-        except (OSError, IndexError):
-            continue
-    return False
 
 
 def command(use_python: bool) -> list[str]:
@@ -68,54 +47,38 @@ def command(use_python: bool) -> list[str]:
 def one_start(argv: list[str], rules: int) -> tuple[float, float]:
     """(seconds to the port bound, seconds to the first alert) of one start."""
     work = h.scratch_dir("alertik-bench-startup-")
-    hook = h.Webhook()
-    port = free_udp_port()
+    hook = WebhookProcess()
+    port = h.free_udp_port()
     env = h.clean_env(
         work,
         ALERTIK_UDP_PORT=str(port),
-        GENERIC1_WEBHOOK_URL=hook.url,
-        **h.events_env(h.rule_set(rules)),
+        GENERIC1_WEBHOOK_URL=hook.url + "/hook",
+        **events_env(*h.rule_set(rules)),
     )
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = Proc(argv, env)
+    started = proc.started
     try:
-        while not udp_bound(port):
-            if proc.poll() is not None:
-                raise RuntimeError(f"alertik run exited {proc.returncode}")
+        while not h.udp_bound(port):
+            if proc.popen.poll() is not None:
+                raise RuntimeError(
+                    f"alertik run exited {proc.popen.returncode}:\n{proc.output}"
+                )
             if time.monotonic() - started > TIMEOUT_SECONDS:
                 raise RuntimeError("the UDP port was never bound")
             time.sleep(POLL_SECONDS)
         bound = time.monotonic() - started
         sender.sendto(h.datagram(1, 1), ("127.0.0.1", port))
-        if hook.wait(1, TIMEOUT_SECONDS) < 1:
+        if not hook.collect(1, TIMEOUT_SECONDS):
             raise RuntimeError("the first alert never arrived")
         # Both clocks are CLOCK_MONOTONIC, in this process and the webhook's.
-        first = hook.arrived[0][1] / 1e9 - started
+        first = hook.requests[0].at - started
         return bound, first
     finally:
         sender.close()
-        stop(proc)
+        h.stop(proc, 30)
         hook.close()
         h.remove(work)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM and wait; SIGKILL the whole session if it will not go."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def spread(values: list[float]) -> str:

@@ -33,6 +33,7 @@ import time
 import harness as h
 
 from alertik import cert
+from tests.support import memory
 
 BURST = 1000
 CEF = (
@@ -84,14 +85,13 @@ def main() -> int:
         ALERTIK_TCP_MAX_CONNECTIONS=str(args.connections + 100),
         ALERTIK_TCP_MAX_PER_SOURCE=str(args.connections + 100),
     )
-    alertik = h.Alertik(env)
+    alertik = h.start_alertik(env)
     rows: list[tuple[str, str]] = []
     try:
-        alertik.wait_running(("notify", "matcher", "ingest"))
-        tcp_port = alertik.tcp_port()
-        _, line = alertik.wait_line(r"tls listening on \S*:\d+")
-        tls_port = int(line.rsplit(":", 1)[1])
-        ingest = alertik.processes()["ingest"]
+        h.wait_running(alertik, ("notify", "matcher", "ingest"))
+        tcp_port = h.tcp_port(alertik)
+        tls_port = h.tcp_port(alertik, "tls")
+        ingest = h.processes(alertik)["ingest"]
         counter = h.LogCounter(env["ALERTIK_LOG_FILE"])
         tls12 = client_context(crt, ssl.TLSVersion.TLSv1_2)
         tls13 = client_context(crt, ssl.TLSVersion.TLSv1_3)
@@ -152,13 +152,13 @@ def main() -> int:
         # 3. memory per idle connection
         for name, port, ctx in (("tls", tls_port, tls12), ("tcp", tcp_port, None)):
             time.sleep(0.5)  # let the closed connections of before go
-            base = h.status_kib(ingest)
+            base = memory(ingest).rss
             held = [connect(port, ctx) for _ in range(args.connections)]
             if ctx is None:
                 for sock in held:  # make sure ingest has accepted them all
                     sock.sendall(b"")
             time.sleep(1.0)  # accepted within a turn; RSS read after
-            grown = h.status_kib(ingest) - base
+            grown = (memory(ingest).rss - base) / 1024
             for sock in held:
                 sock.close()
             rows.append(
@@ -170,7 +170,7 @@ def main() -> int:
             )
             progress(f"{rows[-1][0]}: {rows[-1][1]}")
     finally:
-        alertik.stop()
+        h.stop(alertik)
         h.remove(work)
 
     print(f"machine: {h.machine()}")
