@@ -37,6 +37,7 @@ from alertik import cli
 from alertik.common import config, destinations, sockets
 from alertik.common.config import NOTIFIERS, Config, ConfigError
 from alertik.common.schema import ENCODER, Alert, SyslogEvent
+from alertik.common.settings import NOT_SETTINGS, TABLE
 from alertik.forwarder.resolve import port_number
 from alertik.matcher.alerts import alert_text
 from alertik.matcher.rules import Match, compile_rules, expand
@@ -370,11 +371,11 @@ def test_the_fuzzed_variables_are_every_variable_alertik_reads() -> None:
     folder = Path(config.__file__).parent
     source = "".join((folder / f"{m}.py").read_text() for m in CONFIG_MODULES)
     read = set(re.findall(r'"((?:ALERTIK|FORWARD|TELEGRAM|TEAMS)_[A-Z_]+)"', source))
-    read |= {s.name for s in config.settings.TABLE}
+    read |= {s.name for s in TABLE}
     read |= destinations.ENV_VARIABLES - {
         v for v in destinations.ENV_VARIABLES if GENERATED.fullmatch(v)
     }
-    read -= config.settings.NOT_SETTINGS
+    read -= NOT_SETTINGS
     assert read <= set(VARIABLES), read - set(VARIABLES)
 
 

@@ -115,8 +115,10 @@ def test_control_characters_in_messages_are_archived_visible_one_line_each(
     for line, (_, shown) in zip(lines, HOSTILE, strict=False):
         assert shown in line
     text = data.decode("utf-8")
-    raw = [c for c in text if c != "\n" and (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0)]
-    assert not raw, raw
+    unshown = [
+        c for c in text if c != "\n" and (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0)
+    ]
+    assert not unshown, unshown
     assert "\u2028" not in text and "\u202e" not in text
     print(
         f"\ncontrol characters: {len(HOSTILE)} lines sent, {len(lines) - 1} "

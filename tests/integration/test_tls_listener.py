@@ -79,8 +79,8 @@ class Harness:
         self.sockets.append(sock)
         return sock
 
-    def tls(self, ctx: ssl.SSLContext, **kw: str) -> ssl.SSLSocket:
-        sock = connect_tls(self.port, ctx, **kw)
+    def tls(self, ctx: ssl.SSLContext, server_name: str | None = None) -> ssl.SSLSocket:
+        sock = connect_tls(self.port, ctx, server_name=server_name)
         self.sockets.append(sock)
         return sock
 

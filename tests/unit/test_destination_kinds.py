@@ -16,6 +16,7 @@ from alertik.common.converters import ConfigError
 from alertik.common.destinations import (
     AddressListDestination,
     AppriseDestination,
+    DestinationBase,
     DestinationError,
     EmailDestination,
     GotifyDestination,
@@ -26,6 +27,7 @@ from alertik.common.destinations import (
     destination,
     parse,
 )
+from alertik.common.schema import Alert
 from alertik.notify import mail, routeros, services
 from alertik.notify.delivery import classify, excerpt, scrub, secrets_for
 from alertik.notify.services import Attempt, Order
@@ -220,7 +222,7 @@ def test_a_secret_key_may_be_read_from_a_file_next_to_the_rules(
 def test_what_may_be_shown_of_each_new_kind_holds_no_secret() -> None:
     for name in tables():
         dest = made(name)
-        assert isinstance(dest, services.DestinationBase)
+        assert isinstance(dest, DestinationBase)
         shown = dest.shown() + json.dumps(dest.redacted())
         assert dest.secrets()
         for secret in dest.secrets():
@@ -398,8 +400,8 @@ def test_the_address_list_puts_the_address_with_comment_and_timeout() -> None:
     assert "timeout" not in json.loads(services.request(static, order).body)
 
 
-def alert_for(address: str, rule: str = "ssh-bruteforce") -> services.Alert:
-    return services.Alert(
+def alert_for(address: str, rule: str = "ssh-bruteforce") -> Alert:
+    return Alert(
         id="n/1/1/0/x", notifier="block", text="brute force from x", rule=rule,
         received=0.0, sender="192.0.2.1", node="n", address=address,
     )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from alertik import keeper
@@ -22,7 +24,8 @@ class Watched(keeper.Keeper):
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     now = [1000.0]
-    monkeypatch.setattr(keeper.time, "monotonic", lambda: now[0])
+    # keeper reads time.monotonic() from the time module.
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     return now
 
 

@@ -362,7 +362,8 @@ def test_icase_applies_to_the_pattern_and_the_excludes(tmp_path: Path) -> None:
     hit = check(regex, FORMATS["default"])
     assert isinstance(hit, Hit) and hit.text() == "failure"
     assert isinstance(check(substr, FORMATS["default"]), Hit)
-    assert check(regex, b"login failure for user guest").startswith("vetoed")
+    vetoed = check(regex, b"login failure for user guest")
+    assert isinstance(vetoed, str) and vetoed.startswith("vetoed")
 
 
 def test_a_rule_without_text_sends_its_name_and_the_message(tmp_path: Path) -> None:

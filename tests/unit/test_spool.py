@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from alertik.common.config import ConfigError
-from alertik.matcher.spool import Spool
+from alertik.matcher.spool import Send, Spool
 
 
-def taker(accept: int) -> tuple[list[bytes], object]:
+def taker(accept: int) -> tuple[list[bytes], Send]:
     """A send function that takes `accept` alerts, then refuses."""
     got: list[bytes] = []
 
@@ -30,11 +30,11 @@ def test_waiting_alerts_come_out_in_order_and_only_as_fast_as_notify_takes_them(
     spool = Spool(str(tmp_path), 10_000)
     spool.add([b"a%d" % i for i in range(1200)])
     got, send = taker(700)
-    assert spool.send_head(send) == 700  # type: ignore[arg-type]
+    assert spool.send_head(send) == 700
     assert got == [b"a%d" % i for i in range(700)]
     assert len(spool) == 500
     got, send = taker(10_000)
-    assert spool.send_head(send) == 500  # type: ignore[arg-type]
+    assert spool.send_head(send) == 500
     assert got == [b"a%d" % i for i in range(700, 1200)]
     assert len(spool) == 0
     spool.close()
@@ -47,7 +47,7 @@ def test_alerts_waiting_on_disk_survive_the_matcher(tmp_path: Path) -> None:
     spool.close_db()  # what kill -9 leaves: the file, no clean close
     again = Spool(str(tmp_path), 100)
     got, send = taker(10)
-    again.send_head(send)  # type: ignore[arg-type]
+    again.send_head(send)
     assert got == [b"one", b"two"]
     again.close()
 
@@ -58,7 +58,7 @@ def test_past_the_bound_the_oldest_are_dropped_and_counted(tmp_path: Path) -> No
     assert len(spool) == 100
     assert spool.dropped.total == 50
     got, send = taker(1000)
-    spool.send_head(send)  # type: ignore[arg-type]
+    spool.send_head(send)
     assert got[0] == b"50" and got[-1] == b"149"
     spool.close()
 
@@ -79,7 +79,7 @@ def test_an_unwritable_state_dir_keeps_alerts_in_memory(tmp_path: Path) -> None:
     assert not spool.durable
     spool.add([b"x", b"y"])
     got, send = taker(10)
-    spool.send_head(send)  # type: ignore[arg-type]
+    spool.send_head(send)
     assert got == [b"x", b"y"]
     spool.close()
 
@@ -96,14 +96,14 @@ def test_a_spool_in_memory_goes_back_to_disk_once_the_disk_works(
     assert not spool.durable
     spool.add([b"x"])
     got, send = taker(10)
-    spool.send_head(send)  # type: ignore[arg-type]
+    spool.send_head(send)
     blocker.unlink()
     spool._retry_at = 0.0  # the retry is due
-    spool.send_head(send)  # type: ignore[arg-type]
+    spool.send_head(send)
     assert spool.durable
     spool.add([b"z"])
     spool.close_db()
     reopened = Spool(str(blocker), 100)
-    assert reopened.send_head(send) == 1  # type: ignore[arg-type]
+    assert reopened.send_head(send) == 1
     assert got == [b"x", b"z"]
     reopened.close()
