@@ -18,45 +18,32 @@ import re
 import socket
 import statistics
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import harness as h
+
+from tests.support import Memory, Proc, WebhookProcess, memory, udp_port_of
 
 ROUTERS = 50
 LOGIN = b"system,error,critical login failure for user admin from 10.0.0.9 via ssh"
 INFO = b"system,info,account user admin logged in from 10.0.0.9 via winbox"
 
 
-class Hook(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+MIB = 1024 * 1024
 
 
-def memory(run: h.Alertik) -> dict[str, tuple[int, int]]:
-    return {
-        name: (h.status_kib(pid), h.pss_kib(pid))
-        for name, pid in sorted(run.processes().items())
-    }
+def memories(run: Proc) -> dict[str, Memory]:
+    """The memory of the keeper, supervisord and each stage, by name."""
+    return {name: memory(pid) for name, pid in sorted(h.processes(run).items())}
 
 
-def shown(found: dict[str, tuple[int, int]]) -> str:
-    total = sum(rss for rss, _ in found.values())
-    pss = sum(p for _, p in found.values())
-    parts = [f"{name} {rss / 1024:.1f}" for name, (rss, _) in found.items()]
-    return (
-        f"{', '.join(parts)}; **total {total / 1024:.1f} MiB** (PSS {pss / 1024:.1f})"
-    )
+def shown(found: dict[str, Memory]) -> str:
+    total = sum(m.rss for m in found.values())
+    pss = sum(m.pss for m in found.values())
+    parts = [f"{name} {m.rss / MIB:.1f}" for name, m in found.items()]
+    return f"{', '.join(parts)}; **total {total / MIB:.1f} MiB** (PSS {pss / MIB:.1f})"
 
 
 def send(port: int, count: int) -> None:
@@ -80,9 +67,9 @@ def timed(url: str, data: bytes | None = None) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def start(env: dict[str, str], stages: list[str]) -> h.Alertik:
-    run = h.Alertik(env)
-    run.wait_running(stages)
+def start(env: dict[str, str], stages: list[str]) -> Proc:
+    run = h.start_alertik(env)
+    h.wait_running(run, stages)
     return run
 
 
@@ -91,10 +78,9 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    hook = WebhookProcess()
     base = {
-        "GENERIC1_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/hook",
+        "GENERIC1_WEBHOOK_URL": hook.url + "/hook",
         "ENV_EVENTS": "1",
         "EVENT0_NOTIFIER": "Generic1",
         "EVENT0_MATCH_TYPE": "regex",
@@ -105,25 +91,26 @@ def main() -> int:
     stages = ["notify", "matcher", "ingest"]
 
     print("alertik without the web stage ...", file=sys.stderr)
-    run = start(h.clean_env(h.scratch_dir("alertik-bench-web-"), **base), stages)
-    send(run.udp_port(), args.messages)
+    work = [h.scratch_dir("alertik-bench-web-") for _ in range(2)]
+    run = start(h.clean_env(work[0], **base), stages)
+    send(udp_port_of(run), args.messages)
     time.sleep(3)
-    rows.append(("memory without the web stage: RSS MiB", shown(memory(run))))
-    run.stop()
+    rows.append(("memory without the web stage: RSS MiB", shown(memories(run))))
+    h.stop(run)
 
     print("alertik with /metrics and the page ...", file=sys.stderr)
     env = h.clean_env(
-        h.scratch_dir("alertik-bench-web-"),
+        work[1],
         ALERTIK_METRICS_ADDR="127.0.0.1:0",
         ALERTIK_WEB_ADDR="127.0.0.1:0",
         **base,
     )
     run = start(env, [*stages, "web"])
-    _, line = run.wait_line(r"web listening on ")
+    line = run.wait_line("web listening on ", 30)
     found = re.search(r"(http://[0-9.:]+)/, .*(http://[0-9.:]+/metrics)", line)
     assert found, line
     page, metrics = found.group(1), found.group(2)
-    send(run.udp_port(), args.messages)
+    send(udp_port_of(run), args.messages)
     time.sleep(3)
     scrapes = [timed(metrics) for _ in range(args.requests)]
     loads = [timed(page + "/") for _ in range(args.requests)]
@@ -150,9 +137,11 @@ def main() -> int:
             f"{statistics.median(bench):.0f}",
         )
     )
-    rows.append(("memory with the web stage: RSS MiB", shown(memory(run))))
-    run.stop()
-    hook.shutdown()
+    rows.append(("memory with the web stage: RSS MiB", shown(memories(run))))
+    h.stop(run)
+    hook.close()
+    for folder in work:
+        h.remove(folder)
     print("| measure | result |\n|---|---|")
     for what, value in rows:
         print(f"| {what} | {value} |")
