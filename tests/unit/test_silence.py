@@ -3,6 +3,8 @@ for the pipeline as a whole. Pure: times are arguments."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alertik.common.metrics import OTHER
 from alertik.matcher.silence import Notice, Silence, span
 
@@ -130,7 +132,7 @@ def test_without_a_global_window_only_the_routers_given_one_are_watched() -> Non
     assert feed.kinds() == [("silent", "192.0.2.1")]
 
 
-def test_the_rules_file_sets_a_routers_window_and_destinations(tmp_path) -> None:
+def test_the_rules_file_sets_a_routers_window_and_destinations(tmp_path: Path) -> None:
     from alertik.common.config import ConfigError, load
 
     rules = tmp_path / "rules.toml"

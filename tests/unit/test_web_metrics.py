@@ -61,7 +61,7 @@ def exposed(data: dict[str, Any]) -> dict[tuple[str, tuple[Any, ...]], float]:
             return collect.families(json.loads(json.dumps(data)))
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Fixed())  # type: ignore[arg-type]
+    registry.register(Fixed())
     text = generate_latest(registry).decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
