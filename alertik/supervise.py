@@ -12,7 +12,6 @@ stage and lives as long as they do.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from supervisor import poller, supervisord
@@ -38,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

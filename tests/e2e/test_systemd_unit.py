@@ -245,8 +245,8 @@ def test_the_units_command_runs_delivers_reloads_and_stops_as_systemd_runs_it(
             env=env,
             cwd="/",
             stdin=subprocess.DEVNULL,
-            stdout=journal.theirs,
-            stderr=journal.theirs,
+            stdout=journal.theirs.fileno(),
+            stderr=journal.theirs.fileno(),
             start_new_session=True,
             umask=umask,
         )

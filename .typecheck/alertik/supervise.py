@@ -1,0 +1,1 @@
+../../alertik/supervise.py
