@@ -55,7 +55,9 @@ def rows(when: str, snap: dict[str, Memory]) -> list[str]:
             f"| {when} | {name} | {m.rss / MIB:.1f} | {m.pss / MIB:.1f} | "
             f"{m.uss / MIB:.1f} |"
         )
-    total = Memory(*(sum(column) for column in zip(*(snap[n] for n in names))))
+    total = Memory(
+        *(sum(column) for column in zip(*(snap[n] for n in names), strict=True))
+    )
     out.append(
         f"| {when} | **all** | {total.rss / MIB:.1f} | "
         f"**{total.pss / MIB:.1f}** | {total.uss / MIB:.1f} |"

@@ -17,6 +17,7 @@ imports this module too (it puts the repository on ``sys.path``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -523,10 +524,8 @@ class Proc:
         if self.popen.poll() is None:
             self.popen.kill()
         for proc in below:
-            try:
+            with contextlib.suppress(psutil.Error):  # gone already
                 proc.kill()
-            except psutil.Error:
-                pass  # gone already
         self.popen.wait(5)
         self._reader.join(5)
         if self.popen.stdout is not None and not self._reader.is_alive():
