@@ -4,7 +4,8 @@
 prints is what the stage sends. Environment rules (``EVENTn_*``) raise one
 alert per match, worded as alertik words it; a file rule's hit goes through
 the ``Gate`` (threshold, cooldown, quiet hours) and raises one alert per
-destination of each release.
+destination of each release. A silence notice (``silence.py``) raises one
+alert per destination it names.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from alertik.common.schema import Alert, SyslogEvent
 from alertik.matcher.gate import Gate, Notes, Release, release
 from alertik.matcher.rulefile import Record
 from alertik.matcher.rules import Match, RuleSet, time_suffix
+from alertik.matcher.silence import Notice
 from alertik.matcher.static import STATIC_TIME_SUFFIX
+
+# The rule name of silence alerts (in the outbox, the archive, the tap).
+SILENCE_RULE = "SILENCE"
 
 
 def alert_text(cfg: Config, match: Match, received: float) -> str:
@@ -95,4 +100,24 @@ def release_alerts(releases: Iterable[Release]) -> list[Alert]:
         )
         for r in releases
         for notifier in r.notifiers
+    ]
+
+
+def silence_alerts(
+    cfg: Config, notice: Notice, targets: Iterable[str], now: float
+) -> list[Alert]:
+    """One Alert per destination of a silence notice."""
+    node = cfg.ingest.node_name
+    return [
+        Alert(
+            id=f"{node}/silence/{notice.router or '*'}/{notice.kind}/"
+            f"{now:.6f}/{notifier}",
+            notifier=notifier,
+            text=notice.text + time_suffix(cfg.time_suffix, now),
+            rule=SILENCE_RULE,
+            received=now,
+            sender=notice.router,
+            node=node,
+        )
+        for notifier in targets
     ]

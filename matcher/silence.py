@@ -26,11 +26,13 @@ count for the pipeline.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
 
 from alertik.common.metrics import OTHER
+from alertik.common.rulesfile import RouterSettings
 
 Kind = Literal["silent", "back"]
 
@@ -174,3 +176,30 @@ class Silence:
                 )
             )
         return notices
+
+
+def configure(
+    silence: Silence | None,
+    after: float | None,
+    routers: Iterable[RouterSettings],
+    last: dict[str, float],
+    now: float,
+) -> tuple[Silence | None, dict[str, tuple[str, ...]]]:
+    """What ALERTIK_SILENCE_AFTER (after) and the rules file's
+    [routers."ADDRESS"] tables ask for: the Silence to keep (silence, updated,
+    when there is one; None when nothing is watched) and each router's own
+    silence_notify."""
+    windows: dict[str, float | None] = {}
+    notify: dict[str, tuple[str, ...]] = {}
+    for router in routers:
+        if router.silence_after is not None:
+            windows[router.address] = router.silence_after or None
+        if router.silence_notify is not None:
+            notify[router.address] = router.silence_notify
+    if after is None and not any(windows.values()):
+        return None, notify
+    if silence is None:
+        return Silence(after, last, now, windows), notify
+    silence.after = after
+    silence.windows = windows
+    return silence, notify

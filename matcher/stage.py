@@ -3,40 +3,34 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 import msgspec
 import zmq
 
-from alertik.common import config, rulesfile, sockets
+from alertik.common import sockets
 from alertik.common.config import Config, ConfigError
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
 from alertik.common.metrics import Bounded, Samples, rows
 from alertik.common.schema import ENCODER, EVENT_DECODER, Alert
 from alertik.common.throttle import Throttled
-from alertik.matcher.alerts import build_alerts, release_alerts
+from alertik.matcher.alerts import (
+    SILENCE_RULE,
+    build_alerts,
+    release_alerts,
+    silence_alerts,
+)
 from alertik.matcher.archive import Archive
 from alertik.matcher.formats import classify
 from alertik.matcher.gate import Gate
-from alertik.matcher.rulefile import FileRule
-from alertik.matcher.rules import RuleSet, compile_rules, time_suffix
+from alertik.matcher.handoff import Handoff
+from alertik.matcher.reload import Reload, Reloads
+from alertik.matcher.rules import compile_rules
 from alertik.matcher.rulestate import RuleStore
-from alertik.matcher.silence import Notice, Silence
-from alertik.matcher.spool import Spool
+from alertik.matcher.silence import Notice, Silence, configure as configure_silence
 
 log = logging.getLogger(__name__)
-
-# When notify comes back after a disconnect, alerts sent this long before it
-# went away are sent again: what it may have held unwritten when it died is
-# milliseconds' worth; seconds leave room for a slow disk.
-RESEND_SECONDS = 5.0
-# At most this many recent alerts are kept for that (about 0.5 MB).
-RESEND_MAX = 1000
-# Alerts queued in memory for notify; beyond, they wait in the spool on disk.
-NOTIFY_HWM = 1000
 
 # Events handled per wake-up before the archive is written and the stop flag
 # looked at again: at 50,000 events/s a batch is 20 ms of work.
@@ -50,11 +44,6 @@ COALESCE_SECONDS = 0.002
 # How often routers are checked for silence (ALERTIK_SILENCE_AFTER is at
 # least a second).
 SILENCE_CHECK_SECONDS = 1.0
-# The rule name of silence alerts (in the outbox, the archive, the tap).
-SILENCE_RULE = "SILENCE"
-
-
-Socket = zmq.Socket[bytes]
 
 
 class Matcher(Stage):
@@ -72,17 +61,9 @@ class Matcher(Stage):
             max_keys=cfg.rule_keys_max,
             clock=clock,
         )
-        self.watcher = rulesfile.Watcher(cfg.rules_path) if cfg.rules_path else None
-        self._reload: _Reload | None = None
-        self.reloads = 0
-        self.reload_errors = 0
-        # Alerts sent lately, to send again if notify dies holding them.
-        self.recent: deque[tuple[float, bytes]] = deque(maxlen=RESEND_MAX)
-        self.notify_lost_at = 0.0
-        self.notify_up = False
+        self.reloads = Reloads(cfg.rules_path)
         self.handled = 0
         self.alerts = 0
-        self.overflow: list[bytes] = []  # for the spool, at the end of the batch
         self.bad = Throttled(log, "malformed messages skipped")
         # For ALERTIK_METRICS_ADDR and silence alerts (common/metrics.py).
         self.routers = Bounded()
@@ -100,12 +81,9 @@ class Matcher(Stage):
     def open(self, wiring: Wiring) -> None:
         self.inbox = wiring.pull("matcher")
         self.tap = wiring.tap("matcher_tap")
-        self.to_notify = wiring.push("notify", on_event=self.notify_event)
-        # A short queue in memory: what notify cannot take soon goes to the
-        # spool, on disk, instead of waiting in this process.
-        self.to_notify.setsockopt(zmq.SNDHWM, NOTIFY_HWM)
         cfg = self.cfg
-        self.spool = wiring.hold(Spool(cfg.state_dir, cfg.spool_max_count))
+        self.handoff = Handoff(wiring, cfg)
+        self.spool = self.handoff.spool
         self.archive = wiring.hold(
             Archive(cfg.log_file, cfg.log_max_bytes, cfg.log_backups)
         )
@@ -126,24 +104,23 @@ class Matcher(Stage):
         )
 
     def turn(self, ready: Ready) -> int:
-        if self._reload is not None and self._reload.done.is_set():
-            self.switch(self._reload)
-        if self.watcher is not None and self.watcher.poll(time.monotonic()):
+        job = self.reloads.finished()
+        if job is not None:
+            self.switch(job)
+        if self.reloads.changed():
             self.start_reload("the file changed")
         due = self.gate.next_due()
         if due is not None and due <= self.clock():
             self.emit(release_alerts(self.gate.due()))
             self.archive.flush()
             self.gate.flush()
-            self.spool.add(self.overflow)
-            self.overflow = []
+            self.handoff.spool_overflow()
         if self.silence is not None:
             now = time.monotonic()
             if now >= self.next_silence_check:
                 self.next_silence_check = now + SILENCE_CHECK_SECONDS
                 self.raise_silence(self.silence.check(time.time()))
-        if len(self.spool):
-            self.spool.send_head(self.try_send)
+        self.handoff.send_spooled()
         if self.inbox not in ready:
             return 0
         # Take what is queued in one go; poll again only when idle.
@@ -184,8 +161,8 @@ class Matcher(Stage):
             "digests": gate.digests,
             "rule_keys": len(gate.keys),
             "rule_keys_evicted": gate.evicted,
-            "reloads": self.reloads,
-            "reload_errors": self.reload_errors,
+            "reloads": self.reloads.count,
+            "reload_errors": self.reloads.errors,
         }
 
     def metrics(self) -> Samples:
@@ -233,68 +210,39 @@ class Matcher(Stage):
     def emit(self, alerts: list[Alert]) -> None:
         """Note each alert in the archive and hand it to notify."""
         for alert in alerts:
-            self.archive.note(
-                alert.received, f"{alert.rule} matched, sending to {alert.notifier}"
-            )
-            payload = ENCODER.encode(alert)
-            self.send(payload)
-            self.recent.append((time.monotonic(), payload))
-            sockets.publish(self.tap, payload)
-            self.alerts += 1
-            self.raised[alert.notifier] = self.raised.get(alert.notifier, 0) + 1
+            self.send(alert, f"{alert.rule} matched, sending to {alert.notifier}")
             router = self.routers.label(alert.sender)
             self.router_alerts[router] = self.router_alerts.get(router, 0) + 1
+
+    def send(self, alert: Alert, note: str) -> None:
+        """Note one alert in the archive, hand it to notify, show it on the tap."""
+        self.archive.note(alert.received, note)
+        payload = ENCODER.encode(alert)
+        self.handoff.hand(payload)
+        sockets.publish(self.tap, payload)
+        self.alerts += 1
+        self.raised[alert.notifier] = self.raised.get(alert.notifier, 0) + 1
 
     def watch_silence(self, cfg: Config) -> None:
         """ALERTIK_SILENCE_* and the rules file's [routers."ADDRESS"] tables
         (at start and after each reload of the file)."""
-        windows: dict[str, float | None] = {}
-        self.silence_notify = {}
-        for router in cfg.rules_file.routers if cfg.rules_file is not None else ():
-            if router.silence_after is not None:
-                windows[router.address] = router.silence_after or None
-            if router.silence_notify is not None:
-                self.silence_notify[router.address] = router.silence_notify
-        if cfg.silence_after is None and not any(windows.values()):
-            self.silence = None
-        elif self.silence is None:
-            self.silence = Silence(
-                cfg.silence_after, self.last_seen, time.time(), windows
-            )
-        else:
-            self.silence.after = cfg.silence_after
-            self.silence.windows = windows
+        routers = cfg.rules_file.routers if cfg.rules_file is not None else ()
+        self.silence, self.silence_notify = configure_silence(
+            self.silence, cfg.silence_after, routers, self.last_seen, time.time()
+        )
 
     def raise_silence(self, notices: list[Notice]) -> None:
         """Send each silence notice to the router's silence_notify (rules file)
         or else to every ALERTIK_SILENCE_NOTIFY destination."""
-        node = self.cfg.ingest.node_name
         for notice in notices:
             now = time.time()
             log.warning("%s", notice.text)
             self.silence_alerts[notice.kind] += 1
             targets = self.silence_notify.get(notice.router, self.cfg.silence_notify)
-            for notifier in targets:
-                alert = Alert(
-                    id=f"{node}/silence/{notice.router or '*'}/{notice.kind}/"
-                    f"{now:.6f}/{notifier}",
-                    notifier=notifier,
-                    text=notice.text + time_suffix(self.cfg.time_suffix, now),
-                    rule=SILENCE_RULE,
-                    received=now,
-                    sender=notice.router,
-                    node=node,
-                )
-                self.archive.note(now, f"{SILENCE_RULE}, sending to {notifier}")
-                payload = ENCODER.encode(alert)
-                self.send(payload)
-                self.recent.append((time.monotonic(), payload))
-                sockets.publish(self.tap, payload)
-                self.alerts += 1
-                self.raised[notifier] = self.raised.get(notifier, 0) + 1
+            for alert in silence_alerts(self.cfg, notice, targets, now):
+                self.send(alert, f"{SILENCE_RULE}, sending to {alert.notifier}")
         if notices:
-            self.spool.add(self.overflow)
-            self.overflow = []
+            self.handoff.spool_overflow()
 
     def take(self) -> int:
         """Handle what the inbox holds now (up to BATCH), then write the archive."""
@@ -309,72 +257,18 @@ class Matcher(Stage):
             taken += 1
         self.archive.flush()
         self.gate.flush()
-        self.spool.add(self.overflow)
-        self.overflow = []
+        self.handoff.spool_overflow()
         return taken
-
-    def try_send(self, payload: bytes) -> bool:
-        """Hand an alert to notify if its queue takes it now."""
-        try:
-            self.to_notify.send(payload, zmq.NOBLOCK)
-            return True
-        except zmq.Again:
-            return False
-
-    def send(self, payload: bytes) -> None:
-        """Hand an alert to notify, or queue it behind those already waiting."""
-        if self.overflow or len(self.spool) or not self.try_send(payload):
-            self.overflow.append(payload)
-
-    def notify_event(self, event: int) -> None:
-        """Follow notify's connection; when it comes back, send recent alerts again.
-
-        PUSH has no acknowledgements: an alert in flight when notify died (in
-        the kernel, or read by notify but not yet in its outbox) is gone. Alerts
-        carry unique ids and notify's outbox stores each id once, so sending
-        the last few seconds' alerts again costs nothing and loses nothing.
-        """
-        if event == zmq.EVENT_DISCONNECTED and self.notify_up:
-            self.notify_up = False
-            self.notify_lost_at = time.monotonic()
-            log.warning("notify went away; alerts wait in the spool for it")
-        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            self.notify_up = True
-            if not self.notify_lost_at:
-                return
-            since = self.notify_lost_at - RESEND_SECONDS
-            again = [payload for at, payload in self.recent if at >= since]
-            self.notify_lost_at = 0.0
-            log.info(
-                "notify is back: sending the %d alerts of the last %g s before it "
-                "went away again (it keeps each alert once)",
-                len(again),
-                RESEND_SECONDS,
-            )
-            for payload in again:
-                self.send(payload)
-            self.spool.add(self.overflow)
-            self.overflow = []
 
     # --- reloading the rules file ---------------------------------------------
 
     def start_reload(self, why: str) -> None:
-        """Read and compile the rules file in a thread; switch when it is done."""
-        if not self.cfg.rules_path:
-            log.info("no ALERTIK_RULES_FILE to reload (%s)", why)
-            return
-        if self._reload is not None:
-            self._reload.again = why  # once this one is done
-            return
-        if self.watcher is not None:
-            self.watcher.taken()
-        self._reload = _Reload(self.cfg, why, self.rules.file_rules)
+        self.reloads.start(self.cfg, why, self.rules.file_rules)
 
-    def switch(self, job: _Reload) -> None:
+    def switch(self, job: Reload) -> None:
         """Use the rules a finished reload compiled (between two messages)."""
-        self._reload = None
         if isinstance(job.result, ConfigError):
-            self.reload_errors += 1
+            self.reloads.errors += 1
             log.error(
                 "rules file not reloaded (%s); the %d rules in use stay: %s",
                 job.why,
@@ -386,7 +280,7 @@ class Matcher(Stage):
             self.cfg = cfg
             self.rules = rules
             self.watch_silence(cfg)
-            self.reloads += 1
+            self.reloads.count += 1
             kept = self.gate.rules.keys() & {r.identity for r in rules.file_rules}
             released = self.gate.rebind(rules.file_rules)
             log.info(
@@ -404,36 +298,6 @@ class Matcher(Stage):
             self.gate.flush()
         if job.again:
             self.start_reload(job.again)
-
-
-class _Reload:
-    """One reading of the rules file, compiled in a thread of its own."""
-
-    def __init__(self, cfg: Config, why: str, reuse: list[FileRule]) -> None:
-        self.why = why
-        self.again = ""  # asked again meanwhile: why
-        self.result: tuple[Config, RuleSet] | ConfigError | None = None
-        self.took = 0.0  # seconds to read and compile
-        self.done = threading.Event()
-        threading.Thread(
-            target=self._run, args=(cfg, reuse), name="rules-reload", daemon=True
-        ).start()
-
-    def _run(self, cfg: Config, reuse: list[FileRule]) -> None:
-        started = time.monotonic()
-        try:
-            new = config.reload_rules(cfg)
-            self.result = (
-                new,
-                compile_rules(new.rules, new.static_rules, new.rules_file, reuse=reuse),
-            )
-        except ConfigError as exc:
-            self.result = exc
-        except Exception:
-            log.exception("rules file not reloaded (%s): unexpected error", self.why)
-        finally:
-            self.took = time.monotonic() - started
-            self.done.set()
 
 
 def run(cfg: Config, stop: StopFlag) -> None:
