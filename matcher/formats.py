@@ -28,7 +28,8 @@ ISO 8601 timestamp, and CEF after a syslog TAG (``ASM:CEF:0|``, ``cef[12]:
 CEF:0|``) or after another device's own date and host. In CEF extension
 values ``\\n`` and ``\\r`` are a newline and a carriage return (besides
 ``\\=`` and ``\\\\``), and whitespace after the last value is dropped.
-Parsing only adds fields: matching always runs on the raw bytes.
+Parsing only adds fields: matching always runs on the raw bytes. The CEF
+record itself (header fields, extension pairs) is read by ``cef.py``.
 
 The identity problem
 --------------------
@@ -66,6 +67,7 @@ import re
 import msgspec
 
 from alertik.common.schema import Format, ParsedFields
+from alertik.matcher.cef import LEVELS, TOPICS, cef_fields, cef_severity, cef_topics
 
 __all__ = ["Format", "ParsedFields", "classify", "parse"]
 
@@ -82,106 +84,6 @@ PRI_MAX = 191
 # RouterOS syslog-severity=auto, from topics (debug 7, info 6, warning 4,
 # error 3). An entry tagged error and critical gets 3.
 _TOPIC_SEVERITY = (("error", 3), ("warning", 4), ("info", 6), ("debug", 7))
-_LEVELS = frozenset(("debug", "info", "warning", "error", "critical"))
-# CEF severities as RouterOS writes them (Low for info/debug, Medium for
-# warning, High for error) and ArcSight's Very-High.
-_CEF_SEVERITY = {"low": 6, "medium": 4, "high": 3, "very-high": 2, "very high": 2}
-
-# RouterOS's topics (the manual's list of log topics), for telling a CEF name
-# that is a topics list from one that is an event's name ("worm", "login").
-ROUTEROS_TOPICS = _LEVELS | frozenset(
-    [
-        "account",
-        "async",
-        "backup",
-        "bfd",
-        "bgp",
-        "bridge",
-        "calc",
-        "caps",
-        "certificate",
-        "container",
-        "ddns",
-        "dhcp",
-        "disk",
-        "dns",
-        "dot1x",
-        "dude",
-        "e-mail",
-        "event",
-        "fetch",
-        "firewall",
-        "gps",
-        "gsm",
-        "health",
-        "hotspot",
-        "igmp-proxy",
-        "interface",
-        "ipsec",
-        "iscsi",
-        "isdn",
-        "isis",
-        "kvm",
-        "l2tp",
-        "ldp",
-        "lora",
-        "lte",
-        "manager",
-        "mme",
-        "mpls",
-        "natpmp",
-        "netinstall",
-        "netwatch",
-        "ntp",
-        "ospf",
-        "ovpn",
-        "packet",
-        "pim",
-        "poe-out",
-        "ppp",
-        "pppoe",
-        "pptp",
-        "ptp",
-        "queue",
-        "radius",
-        "radvd",
-        "raw",
-        "read",
-        "rip",
-        "route",
-        "rpki",
-        "rsvp",
-        "script",
-        "sertcp",
-        "simulator",
-        "smb",
-        "sms",
-        "snmp",
-        "ssh",
-        "sstp",
-        "state",
-        "store",
-        "stp",
-        "system",
-        "telephony",
-        "tftp",
-        "timer",
-        "tr069",
-        "update",
-        "upnp",
-        "ups",
-        "vpls",
-        "vrrp",
-        "watchdog",
-        "web-proxy",
-        "wifi",
-        "wireguard",
-        "wireless",
-        "write",
-        "zerotier",
-    ]
-)
-
 # Month names in any case: RFC 3164 writes "Aug", but relays and older
 # devices send "AUG" and "aug" too.
 _MONTH = r"(?i:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -199,8 +101,6 @@ _VERSION = re.compile(r"[1-9][0-9]{0,2} ")
 # A timestamp followed by a space or the end of the text.
 _TIMESTAMP = re.compile(r"(" + _BSD_TS + "|" + _ISO_TS + r")(?: +|$)")
 _WORD = re.compile(r"\S+")
-_TOPIC = r"[a-z][a-z0-9-]*"
-_TOPICS = re.compile(_TOPIC + r"(?:," + _TOPIC + r")*")
 # "CEF:<version>|"; where it may start is checked by _cef_start.
 _CEF_MARK = re.compile(r"CEF:[0-9]{1,3}\|")
 # A syslog TAG right before the CEF marker, glued to it as F5 sends it
@@ -208,15 +108,6 @@ _CEF_MARK = re.compile(r"CEF:[0-9]{1,3}\|")
 # that adds a TAG sends it): a word, an optional [PID], a colon, at the start
 # or after a space. RFC 3164 allows 32 characters; 48 is RFC 5424's APP-NAME.
 _CEF_TAG = re.compile(r"(?:^| )([A-Za-z0-9_./-]{1,48})(?:\[([0-9]{1,10})\])?: ?\Z")
-# A CEF extension key, after the start or a space, followed by an unescaped
-# "=" (keys never contain a backslash, so "\=" cannot end one).
-_CEF_KEY = re.compile(r"(?:^|(?<= ))([A-Za-z0-9_.\[\]-]+)=")
-# The CEF specification's escapes in extension values: \= \\ and, for
-# multi-line values, \n and \r. Any other backslash is kept as written.
-_CEF_ESCAPE = re.compile(r"\\([\\=nr])")
-_CEF_UNESCAPED = {"\\": "\\", "=": "=", "n": "\n", "r": "\r"}
-_CEF_HEADER_ESCAPE = re.compile(r"\\([\\|])")
-_CEF_HEADER_KEYS = ("cef", "vendor", "product", "version", "class_id", "name")
 
 
 def _text(raw: bytes) -> str:
@@ -309,10 +200,10 @@ def parse(raw: bytes) -> ParsedFields:
 
 def _is_topics(word: str, need_level: bool) -> bool:
     """True if word is a RouterOS topics list such as system,error,critical."""
-    if _TOPICS.fullmatch(word) is None:
+    if TOPICS.fullmatch(word) is None:
         return False
     parts = word.split(",")
-    has_level = any(p in _LEVELS for p in parts)
+    has_level = any(p in LEVELS for p in parts)
     if need_level:
         return has_level and len(parts) > 1
     return len(parts) > 1 or has_level
@@ -510,12 +401,12 @@ def _cef(
             timestamp = stamp.group(1)
             prefix = prefix[stamp.end() :]
         hostname = prefix.strip(" ") or None
-    fields = _cef_fields(text[start:])
+    fields = cef_fields(text[start:])
     if hostname is None:
         hostname = fields.get("dvchost")
-    topics = _cef_topics(fields.get("name", ""), fields.get("vendor", ""))
+    topics = cef_topics(fields.get("name", ""), fields.get("vendor", ""))
     if severity is None:
-        severity = _cef_severity(fields.get("severity", ""))
+        severity = cef_severity(fields.get("severity", ""))
     return ParsedFields(
         format="cef",
         facility=facility,
@@ -528,71 +419,3 @@ def _cef(
         app=app,
         procid=procid,
     )
-
-
-def _cef_topics(name: str, vendor: str) -> tuple[str, ...]:
-    """The topics in a CEF name, when it is a RouterOS topics list.
-
-    RouterOS puts its topics there (``system,error,critical``); other vendors
-    put the event's name, which may also be one lower-case word ("worm"). So
-    a name from another vendor counts only when it holds a level or consists
-    of RouterOS topics.
-    """
-    if _TOPICS.fullmatch(name) is None:
-        return ()
-    parts = tuple(name.split(","))
-    if vendor.lower() == "mikrotik" or any(p in _LEVELS for p in parts):
-        return parts
-    return parts if all(p in ROUTEROS_TOPICS for p in parts) else ()
-
-
-def _cef_severity(value: str) -> int | None:
-    value = value.strip().lower()
-    if value.isdigit() and len(value) <= 2:
-        number = int(value)  # ArcSight 0-3 low, 4-6 medium, 7-8 high, 9-10
-        return 6 if number <= 3 else 4 if number <= 6 else 3 if number <= 8 else 2
-    return _CEF_SEVERITY.get(value)
-
-
-def _cef_fields(record: str) -> dict[str, str]:
-    """CEF header fields and extension pairs; record starts with "CEF:"."""
-    parts: list[str] = []
-    begin = 0
-    i = len("CEF:")
-    n = len(record)
-    while i < n and len(parts) < 7:
-        ch = record[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "|":
-            parts.append(record[begin:i])
-            begin = i + 1
-        i += 1
-    # Whitespace after the last value is padding, not part of it (a line
-    # break that belongs to a value is written as the escape \n).
-    extension = record[begin:].rstrip(" \t\r\n") if len(parts) == 7 else ""
-    if len(parts) < 7:
-        parts.append(record[begin:])
-    fields = _cef_extension(extension)
-    # Header fields win over extension keys of the same name.
-    keys = (*_CEF_HEADER_KEYS, "severity")
-    for key, value in zip(keys, parts, strict=False):
-        fields[key] = _CEF_HEADER_ESCAPE.sub(r"\1", value)
-    fields["cef"] = fields["cef"].removeprefix("CEF:")
-    return fields
-
-
-def _cef_extension(extension: str) -> dict[str, str]:
-    """key=value pairs of a CEF extension, with \\= \\\\ \\n \\r unescaped."""
-    pairs: dict[str, str] = {}
-    keys = list(_CEF_KEY.finditer(extension))
-    for i, key in enumerate(keys):
-        # A value runs to the space before the next key.
-        end = keys[i + 1].start() - 1 if i + 1 < len(keys) else len(extension)
-        pairs[key.group(1)] = _CEF_ESCAPE.sub(_cef_unescape, extension[key.end() : end])
-    return pairs
-
-
-def _cef_unescape(escape: re.Match[str]) -> str:
-    return _CEF_UNESCAPED[escape.group(1)]
