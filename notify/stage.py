@@ -15,30 +15,21 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import msgspec
-import urllib3
 import zmq
 
-from alertik.common import config, rulesfile, sockets
+from alertik.common import sockets
 from alertik.common.config import Config, ConfigError
-from alertik.common.destinations import (
-    AddressListDestination,
-    Destination,
-    DestinationError,
-    check_references,
-)
+from alertik.common.destinations import DestinationError, check_references
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
 from alertik.common.metrics import Samples, rows
 from alertik.common.schema import ALERT_DECODER, ENCODER, Alert, Delivery
 from alertik.common.throttle import Throttled
-from alertik.notify import routeros
 from alertik.notify.outbox import Entry, Outbox
-from alertik.notify.services import service_of
-from alertik.notify.worker import Worker
+from alertik.notify.roster import Roster, describe_actions, warn_insecure
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +51,6 @@ class Notify(Stage):
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.halt = threading.Event()
         self.outcomes: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self.received = 0
         self.stored = 0
@@ -72,11 +62,6 @@ class Notify(Stage):
         self.malformed = Throttled(log, "malformed messages skipped", REPORT_EVERY_S)
         self._reported: dict[str, float] = {}
         self._next_expiry = 0.0
-        # Each worker's own halt (set with self.halt on stop), so that a reload
-        # can replace one; replacements wait here until the old one is done.
-        self._halts: dict[str, threading.Event] = {}
-        self._waiting: dict[str, Worker] = {}
-        self.watcher = rulesfile.Watcher(cfg.rules_path) if cfg.rules_path else None
 
     def open(self, wiring: Wiring) -> None:
         ncfg = self.cfg.notify
@@ -84,7 +69,6 @@ class Notify(Stage):
             check_references(ncfg.destinations)
         except DestinationError as exc:
             raise ConfigError("ALERTIK_RULES_FILE", str(exc)) from None
-        self.orders = _orders(ncfg.destinations)
         self.outbox = wiring.hold(
             Outbox.open(
                 self.cfg.state_dir, ncfg.outbox_max_count, ncfg.outbox_max_age_seconds
@@ -92,10 +76,11 @@ class Notify(Stage):
         )
         self.pull = wiring.pull("notify")
         self.tap = wiring.tap("notify_tap")
-        self.workers = {d.name: self._worker(d) for d in ncfg.destinations}
+        self.roster = Roster(self.cfg, self.outbox, self.outcomes.put, self.relay)
+        self.workers = self.roster.workers
         destinations = ncfg.destinations
-        _warn_insecure(destinations)
-        _describe_actions(destinations)
+        warn_insecure(destinations)
+        describe_actions(destinations)
         if destinations:
             log.info(
                 "destinations: %s",
@@ -103,7 +88,7 @@ class Notify(Stage):
             )
         else:
             log.warning("no destinations configured: every alert will be dropped")
-        self.start()
+        self.roster.start()
 
     def describe(self) -> str:
         return (
@@ -112,78 +97,20 @@ class Notify(Stage):
             f"outbox {self.outbox.path or 'in memory'})"
         )
 
-    def _worker(self, dest: Destination) -> Worker:
-        halt = self._halts[dest.name] = threading.Event()
-        return Worker(
-            dest, self.cfg.notify, self.outbox, self.outcomes.put, halt, self.relay
-        )
-
     def reload(self) -> None:
-        self.reload_destinations("SIGHUP")
-
-    def reload_destinations(self, why: str) -> None:
-        """Take in destinations the rules file added or changed.
-
-        A changed destination's worker finishes what it is sending, then a
-        new one takes over its backlog; a removed one keeps delivering what
-        it holds until notify restarts.
-        """
-        if not self.cfg.rules_path:
-            log.info("no ALERTIK_RULES_FILE to reload (%s)", why)
-            return
-        if self.watcher is not None:
-            self.watcher.taken()
-        try:
-            cfg = config.reload_rules(self.cfg)
-        except ConfigError as exc:
-            log.error("destinations not reloaded (%s); those in use stay: %s", why, exc)
-            return
-        self.cfg = cfg
-        self.orders = _orders(cfg.notify.destinations)
-        changed = []
-        for dest in cfg.notify.destinations:
-            old = self.workers.get(dest.name)
-            if old is not None and old.dest == dest:
-                continue
-            changed.append(dest)
-            if old is None:
-                self.workers[dest.name] = worker = self._worker(dest)
-                worker.start()
-            else:
-                self._halts[dest.name].set()
-                old.wake()
-                self._waiting[dest.name] = self._worker(dest)
-        if changed:
-            _warn_insecure(changed)
-            _describe_actions(changed)
-            log.info(
-                "destinations reloaded (%s): %s",
-                why,
-                ", ".join(d.shown() for d in changed),
-            )
-
-    def _replace_finished(self) -> None:
-        """Start the replacement of each changed worker once it has stopped."""
-        for name, worker in list(self._waiting.items()):
-            if not self.workers[name].is_alive():
-                del self._waiting[name]
-                self.workers[name] = worker
-                worker.start()
+        self.roster.reload("SIGHUP")
 
     def turn(self, ready: Ready) -> int:
-        if self.watcher is not None and self.watcher.poll(time.monotonic()):
-            self.reload_destinations("the file changed")
-        if self._waiting:
-            self._replace_finished()
+        self.roster.tend()
         taken = self.receive(self.pull) if self.pull in ready else 0
-        self.check_workers()
+        self.roster.check()
         self.maintain(time.monotonic())
         return taken
 
     def finish(self, deadline: float) -> None:
         # What was in our socket is stored (the drain did that, cheaply), so it
         # is delivered after a restart; in-flight requests get what time is left.
-        laggards = self.stop_workers(max(0.0, deadline - time.monotonic()))
+        laggards = self.roster.stop(max(0.0, deadline - time.monotonic()))
         self.publish_outcomes()
         self.malformed.flush()
         if laggards:
@@ -240,19 +167,6 @@ class Notify(Stage):
             "alertik_malformed_messages_total": [["notify", self.malformed.total]],
         }
 
-    def start(self) -> None:
-        """Start one worker per destination."""
-        for worker in self.workers.values():
-            worker.start()
-
-    def check_workers(self) -> None:
-        """Re-raise a worker's crash here, so the stage exits and is restarted."""
-        for worker in self.workers.values():
-            if worker.error is not None:
-                raise RuntimeError(
-                    f"the {worker.dest.name} worker crashed"
-                ) from worker.error
-
     def receive(self, pull: zmq.Socket[bytes]) -> int:
         """Read what the socket holds (up to RECV_BATCH) and store it; a count."""
         frames: list[bytes] = []
@@ -276,9 +190,9 @@ class Notify(Stage):
             except msgspec.DecodeError as exc:
                 self.malformed.hit(f"{exc}: {frame[:REPR_BYTES]!r}")
                 continue
-            if alert.notifier not in self.workers and self._file_changed():
+            if alert.notifier not in self.workers and self.roster.file_changed():
                 # The matcher may have read a new rules file before us.
-                self.reload_destinations("an alert for a new destination")
+                self.roster.reload("an alert for a new destination")
             if alert.notifier not in self.workers:
                 self.unknown += 1
                 if now - self._reported.get(alert.notifier, -REPORT_EVERY_S) >= (
@@ -294,7 +208,7 @@ class Notify(Stage):
                         self.unknown,
                     )
                 continue
-            order = self.orders.get(alert.notifier)
+            order = self.roster.orders.get(alert.notifier)
             if order is not None:
                 alert = msgspec.structs.replace(alert, text=order(alert))
             alerts.append(alert)
@@ -387,58 +301,6 @@ class Notify(Stage):
             except queue.Empty:
                 return
             sockets.publish(self.tap, ENCODER.encode(delivery))
-
-    def _file_changed(self) -> bool:
-        watcher = self.watcher
-        return watcher is not None and rulesfile.signature(watcher.path) != (
-            watcher.seen
-        )
-
-    def stop_workers(self, budget: float) -> list[Worker]:
-        """Halt workers; wait up to budget s for in-flight requests; the laggards."""
-        self.halt.set()
-        for halt in self._halts.values():
-            halt.set()
-        for worker in self.workers.values():
-            worker.wake()
-        deadline = time.monotonic() + budget
-        for worker in self.workers.values():
-            worker.join(max(0.0, deadline - time.monotonic()))
-        return [w for w in self.workers.values() if w.is_alive()]
-
-
-def _orders(destinations: Sequence[Destination]) -> dict[str, Callable[[Alert], str]]:
-    """An action keeps an order in the outbox, not the alert's text."""
-    return {
-        d.name: order
-        for d in destinations
-        if (order := service_of(d).order) is not None
-    }
-
-
-def _warn_insecure(destinations: Sequence[Destination]) -> None:
-    insecure = [d for d in destinations if not d.verify_tls]
-    if insecure:
-        # We say it once here instead of urllib3 warning on every request.
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        log.warning(
-            "TLS certificates are NOT verified for %s (ALERTIK_TLS_INSECURE)",
-            ", ".join(d.name for d in insecure),
-        )
-
-
-def _describe_actions(destinations: Sequence[Destination]) -> None:
-    """Say at start what each action on a router will do, and how safely."""
-    for dest in destinations:
-        if isinstance(dest, AddressListDestination):
-            log.warning("action %s", routeros.describe(dest))
-            if dest.url.lower().startswith("http://"):
-                log.warning(
-                    "%s: the router's password goes over plain http to %s; "
-                    "enable www-ssl on the router and use https://",
-                    dest.name,
-                    routeros.router_host(dest),
-                )
 
 
 def run(cfg: Config, stop: StopFlag) -> None:
