@@ -12,7 +12,7 @@ import logging
 import socket
 import sys
 
-from alertik.common.config import ConfigError
+from alertik.common.config import ConfigError, IngestConfig
 from alertik.common.net import host_port
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,26 @@ def take_udp(path: str) -> socket.socket:
     if not fds:
         raise OSError(f"{path} sent no socket")
     return socket.socket(fileno=fds[0])
+
+
+def udp_socket(ing: IngestConfig) -> socket.socket:
+    """The non-blocking UDP socket ingest reads: the one alertik run holds
+    (listen_socket), so datagrams wait in the kernel while ingest restarts,
+    or its own."""
+    if ing.listen_socket:
+        try:
+            udp = take_udp(ing.listen_socket)
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot take the UDP socket from alertik run at "
+                f"{ing.listen_socket}: {exc}"
+            ) from None
+        udp.setblocking(False)
+        return udp
+    try:
+        return open_udp(ing.bind, ing.udp_port)
+    except OSError as exc:
+        raise listen_error("udp", ing.bind, ing.udp_port, exc) from None
 
 
 def listen_error(kind: str, bind: str, port: int, exc: OSError) -> ConfigError:

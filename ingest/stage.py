@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import zmq
 
 from alertik.common import sockets
-from alertik.common.config import Config, ConfigError
+from alertik.common.config import Config
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
 from alertik.common.metrics import Bounded, Samples
 from alertik.common.net import host_port, unmapped
@@ -23,7 +23,7 @@ from alertik.common.schema import ENCODER, SyslogEvent
 from alertik.common.text import truncate_utf8
 from alertik.common.throttle import Throttled
 from alertik.ingest.allow import AllowList
-from alertik.ingest.listen import listen_error, open_udp, take_udp
+from alertik.ingest.listen import listen_error, udp_socket
 from alertik.ingest.tcp import TcpListener, fit_descriptors
 
 if TYPE_CHECKING:
@@ -70,80 +70,39 @@ class Ingest(Stage):
 
     def open(self, wiring: Wiring) -> None:
         cfg = self.cfg
+        ing = cfg.ingest
         self.tap = wiring.tap("ingest_tap")
         self.to_matcher = wiring.push("matcher")
         if cfg.forwarder is not None:
             self.to_forwarder = wiring.push("forwarder")
         # Opened last, so closed first: no new input while the PUSHes flush.
-        if cfg.ingest.listen_socket:
-            # alertik run holds the socket, so datagrams wait in the kernel
-            # while this process restarts.
-            try:
-                udp = take_udp(cfg.ingest.listen_socket)
-            except OSError as exc:
-                raise RuntimeError(
-                    f"cannot take the UDP socket from alertik run at "
-                    f"{cfg.ingest.listen_socket}: {exc}"
-                ) from None
-            udp.setblocking(False)
-        else:
-            try:
-                udp = open_udp(cfg.ingest.bind, cfg.ingest.udp_port)
-            except OSError as exc:
-                raise listen_error(
-                    "udp", cfg.ingest.bind, cfg.ingest.udp_port, exc
-                ) from None
-        self.udp = wiring.hold(udp)
+        self.udp = wiring.hold(udp_socket(ing))
         self.udp_fd = self.udp.fileno()
         wiring.watch(self.udp_fd)
-        streams = (cfg.ingest.tcp_port is not None) + (cfg.ingest.tls_port is not None)
+        streams = (ing.tcp_port is not None) + (ing.tls_port is not None)
         if streams > 1:
             # Each listener fits the descriptor limit to its own cap; both
             # together need room for both caps.
-            fit_descriptors(streams * cfg.ingest.tcp_max_connections)
-        if cfg.ingest.tcp_port is not None:
+            fit_descriptors(streams * ing.tcp_max_connections)
+        if ing.tcp_port is not None:
             try:
                 self.tcp = wiring.hold(
                     TcpListener(
-                        cfg.ingest.bind,
-                        cfg.ingest.tcp_port,
-                        cfg.ingest,
-                        self.emit_tcp,
-                        self.allow.allows,
+                        ing.bind, ing.tcp_port, ing, self.emit_tcp, self.allow.allows
                     )
                 )
             except OSError as exc:
-                raise listen_error(
-                    "tcp", cfg.ingest.bind, cfg.ingest.tcp_port, exc
-                ) from None
+                raise listen_error("tcp", ing.bind, ing.tcp_port, exc) from None
             self.tcp.register(wiring.poller)
-        ing = cfg.ingest
         if ing.tls_port is not None:
             # Only with a TLS port: ssl costs ingest 5 MiB it otherwise never uses.
-            from alertik.common.tls import describe as describe_tls, server_context
-            from alertik.ingest.tls import TlsListener
+            from alertik.ingest.tls import open_tls
 
-            # Checked by config.load(); read again now, as the files may
-            # have changed since.
-            context = server_context(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
-            try:
-                self.tls = wiring.hold(
-                    TlsListener(
-                        ing.bind,
-                        ing.tls_port,
-                        ing,
-                        self.emit_tls,
-                        self.allow.allows,
-                        context,
-                    )
-                )
-            except OSError as exc:
-                raise listen_error("tls", ing.bind, ing.tls_port, exc) from None
-            self.tls.register(wiring.poller)
-            log.info(
-                "tls %s", describe_tls(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
+            self.tls = wiring.hold(
+                open_tls(ing, ing.tls_port, self.emit_tls, self.allow.allows)
             )
-        if self.allow.open and not ipaddress.ip_address(cfg.ingest.bind).is_loopback:
+            self.tls.register(wiring.poller)
+        if self.allow.open and not ipaddress.ip_address(ing.bind).is_loopback:
             log.warning(
                 "anyone who can reach this host can send alerts: set "
                 "ALERTIK_ALLOW_FROM to your routers' addresses"
@@ -174,27 +133,11 @@ class Ingest(Stage):
         return done
 
     def reload(self) -> None:
-        """SIGHUP: read the TLS certificate and key again (renewed files).
-
-        New connections get the new pair; a pair that cannot be used leaves
-        the one in use in place, with one error naming the variable.
-        """
+        """SIGHUP: read the TLS certificate and key again (renewed files)."""
         if self.tls is None:
             log.info("ingest has nothing to reload (no TLS listener)")
             return
-        from alertik.common.tls import describe as describe_tls, server_context
-
-        ing = self.cfg.ingest
-        try:
-            context = server_context(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
-        except ConfigError as exc:
-            log.error("tls: kept the certificate in use: %s", exc)
-            return
-        self.tls.context = context
-        log.info(
-            "tls reloaded %s",
-            describe_tls(ing.tls_cert, ing.tls_key, ing.tls_client_ca),
-        )
+        self.tls.renew(self.cfg.ingest)
 
     # No quiesce(): what is already in the kernel buffer was sent to us, and
     # the drain takes it until the buffer is empty or the drain time is up.

@@ -36,8 +36,10 @@ import ssl
 import time
 from collections.abc import Callable
 
-from alertik.common.config import IngestConfig
+from alertik.common.config import ConfigError, IngestConfig
 from alertik.common.throttle import Throttled
+from alertik.common.tls import describe, server_context
+from alertik.ingest.listen import listen_error
 from alertik.ingest.tcp import RECV_BYTES, TICK_SECONDS, Emit, TcpListener, _Connection
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,20 @@ HINTS = {
     "UNSUPPORTED_PROTOCOL": "the sender offers only TLS older than 1.2",
     "PEER_DID_NOT_RETURN_A_CERTIFICATE": "ALERTIK_TLS_CLIENT_CA asks for one",
 }
+
+
+def open_tls(
+    ing: IngestConfig, port: int, emit: Emit, allowed: Callable[[str], bool]
+) -> TlsListener:
+    """The listener on ALERTIK_TLS_PORT, with the certificate and key read now
+    (config.load() checked them; the files may have changed since)."""
+    context = server_context(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
+    try:
+        listener = TlsListener(ing.bind, port, ing, emit, allowed, context)
+    except OSError as exc:
+        raise listen_error("tls", ing.bind, port, exc) from None
+    log.info("tls %s", describe(ing.tls_cert, ing.tls_key, ing.tls_client_ca))
+    return listener
 
 
 class TlsListener(TcpListener):
@@ -93,6 +109,22 @@ class TlsListener(TcpListener):
         self.handshake_timeouts = 0
         self.handshake_failed = Throttled(log, "tls handshakes failed")
         super().__init__(bind, port, cfg, emit, allowed, clock=clock)
+
+    def renew(self, ing: IngestConfig) -> None:
+        """Read the certificate and key again (renewed files, SIGHUP).
+
+        New connections get the new pair; a pair that cannot be used leaves
+        the one in use in place, with one error naming the variable.
+        """
+        try:
+            context = server_context(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
+        except ConfigError as exc:
+            log.error("tls: kept the certificate in use: %s", exc)
+            return
+        self.context = context
+        log.info(
+            "tls reloaded %s", describe(ing.tls_cert, ing.tls_key, ing.tls_client_ca)
+        )
 
     def handle_ready(self) -> int:
         self._steps = HANDSHAKE_STEPS
