@@ -5,35 +5,28 @@ from __future__ import annotations
 
 import errno
 import logging
-import threading
 import time
 from importlib import metadata
-from typing import Any
 
 import msgspec
 import zmq
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
 
 from alertik.common import sockets, status
 from alertik.common.config import Config, ConfigError
 from alertik.common.lifecycle import Ready, Stage, StopFlag, Wiring, serve
-from alertik.common.metrics import OTHER
-from alertik.common.schema import MESSAGE_DECODER, Alert, Delivery
-from alertik.web import collect, page, workbench
-from alertik.web.history import Hourly
-from alertik.web.recent import Recent
+from alertik.common.schema import MESSAGE_DECODER
+from alertik.web import page, workbench
 from alertik.web.server import Request, Response, Route, Server
+from alertik.web.view import Figures, KeeperCollector
 
 log = logging.getLogger(__name__)
 
-# How long a scrape waits for the keeper's answer.
-QUERY_TIMEOUT_S = 2.0
 # How often the page's figures are brought up to date (the keeper's
-# heartbeats come once a second), and how long the loop waits for that.
+# heartbeats come once a second), and how soon again when the keeper did not
+# answer (until the first answer the last hour has no start).
 SAMPLE_EVERY_S = 1.0
-SAMPLE_TIMEOUT_S = 0.5
 SAMPLE_RETRY_S = 0.1
 # Tap messages read per turn, so that a flood of alerts cannot hold the loop.
 TAP_BATCH = 500
@@ -49,33 +42,6 @@ def local_endpoint(endpoint: str) -> str:
     return f"tcp://{WILDCARDS.get(host, host)}:{port}"
 
 
-class KeeperCollector(Collector):
-    """Asks the keeper at every scrape, so /metrics is never older than 1 s."""
-
-    def __init__(self, run_dir: str) -> None:
-        self.run_dir = run_dir
-
-    def collect(self) -> Any:
-        return collect.families(status.query(self.run_dir, QUERY_TIMEOUT_S))
-
-
-def _rows(answer: dict[str, Any], stage: str, name: str) -> list[list[Any]]:
-    seen = answer.get("stages", {}).get(stage) or {}
-    rows: list[list[Any]] = ((seen.get("status") or {}).get("metrics") or {}).get(
-        name, []
-    )
-    return rows
-
-
-def _by_first(rows: list[list[Any]]) -> dict[str, float]:
-    """{first label: value summed over the other labels}."""
-    totals: dict[str, float] = {}
-    for row in rows:
-        if len(row) >= 2 and isinstance(row[-1], int | float):
-            totals[str(row[0])] = totals.get(str(row[0]), 0.0) + row[-1]
-    return totals
-
-
 class Web(Stage):
     """Serves /metrics, the status page and the workbench."""
 
@@ -87,18 +53,12 @@ class Web(Stage):
         self.stats = {"requests": 0, "refused": 0, "scrapes": 0, "unanswered": 0}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(KeeperCollector(cfg.run_dir))
-        self.lock = threading.Lock()  # the loop writes, HTTP threads read
-        self.answer: dict[str, Any] = {}
-        self.problem = "waiting for the first heartbeats"
-        self.messages = Hourly()
-        self.alerts = Hourly()
-        self.recent = Recent()
         self.next_sample = 0.0
-        self.started = time.time()
         try:
-            self.version = metadata.version("alertik")
+            version = metadata.version("alertik")
         except metadata.PackageNotFoundError:
-            self.version = "unknown"
+            version = "unknown"
+        self.figures = Figures(cfg, version)
 
     def open(self, wiring: Wiring) -> None:
         web = self.cfg.web
@@ -174,7 +134,8 @@ class Web(Stage):
         now = time.monotonic()
         if self.cfg.web.web_addr is not None and now >= self.next_sample:
             self.next_sample = now + SAMPLE_EVERY_S
-            self.sample()
+            if not self.figures.sample():
+                self.next_sample = time.monotonic() + SAMPLE_RETRY_S
         return done
 
     def read_tap(self, tap: zmq.Socket[bytes]) -> int:
@@ -189,44 +150,8 @@ class Web(Stage):
                 message = MESSAGE_DECODER.decode(frame)
             except msgspec.DecodeError:
                 continue
-            with self.lock:
-                if isinstance(message, Alert):
-                    self.recent.alert(message)
-                elif isinstance(message, Delivery):
-                    self.recent.delivery(message)
+            self.figures.record(message)
         return count
-
-    def sample(self) -> None:
-        """Ask the keeper; add what changed to the last hour."""
-        try:
-            answer = status.query(self.cfg.run_dir, SAMPLE_TIMEOUT_S)
-        except (OSError, ValueError) as exc:
-            with self.lock:
-                self.problem = (
-                    f"alertik run is not answering at "
-                    f"{status.keeper_path(self.cfg.run_dir)} ({exc})"
-                )
-            # Soon again: until the first answer the last hour has no start.
-            self.next_sample = time.monotonic() + SAMPLE_RETRY_S
-            return
-        minute = int(time.time() // 60)
-        stages = answer.get("stages", {})
-        with self.lock:
-            self.answer = answer
-            self.problem = ""
-            for hourly, stage, name in (
-                (self.messages, "ingest", "alertik_messages_received_total"),
-                (self.alerts, "matcher", "alertik_router_alerts_total"),
-            ):
-                beat = (stages.get(stage) or {}).get("status") or {}
-                if "pid" not in beat:
-                    continue
-                hourly.observe(
-                    minute,
-                    _by_first(_rows(answer, stage, name)),
-                    beat["pid"],
-                    fresh=float(beat.get("started", 0.0)) >= self.started,
-                )
 
     def counters(self) -> dict[str, int]:
         return dict(self.stats)
@@ -251,94 +176,9 @@ class Web(Stage):
         return Response(body, 200, content_type)
 
     def serve_status(self, request: Request, headers: dict[str, str]) -> Response:
-        with self.lock:
-            view = self.view()
+        with self.figures.lock:
+            view = self.figures.view()
         return Response(page.status_page(view))
-
-    def view(self) -> page.View:
-        """What the status page shows (called with the lock held)."""
-        answer = self.answer
-        now = time.time()
-        minute = int(now // 60)
-        last = {
-            str(r[0]): float(r[1])
-            for r in _rows(answer, "matcher", "alertik_router_last_message_seconds")
-            if len(r) == 2 and isinstance(r[1], int | float)
-        }
-        after = self.cfg.silence_after
-        names = sorted(
-            set(self.messages.keys()) | set(self.alerts.keys()) | set(last),
-            key=lambda n: (n == OTHER, n),
-        )
-        routers = [
-            page.RouterRow(
-                name=name,
-                messages=self.messages.last_hour(name, minute),
-                alerts=self.alerts.last_hour(name, minute),
-                last=last.get(name),
-                silent=after is not None and name in last and now - last[name] >= after,
-            )
-            for name in names
-        ]
-        return page.View(
-            node=self.cfg.ingest.node_name,
-            version=self.version,
-            now=now,
-            problem=self.problem,
-            stages=self._stages(answer),
-            routers=routers,
-            destinations=self._destinations(answer, now),
-            alerts=self.recent.newest_first(),
-            silence_after=after,
-        )
-
-    @staticmethod
-    def _stages(answer: dict[str, Any]) -> list[page.StageRow]:
-        stages = answer.get("stages", {})
-        spawns = answer.get("spawns", {})
-        rows = []
-        for name in answer.get("expected", []):
-            seen = stages.get(name)
-            age = None if seen is None else float(seen.get("age", 0.0))
-            rows.append(
-                page.StageRow(
-                    name=name,
-                    up=seen is not None
-                    and seen.get("pid") is not None
-                    and (age or 0.0) <= status.STALE_SECONDS,
-                    restarts=max(0, int(spawns.get(name, 0)) - 1),
-                    age=age,
-                )
-            )
-        return rows
-
-    @staticmethod
-    def _destinations(answer: dict[str, Any], now: float) -> list[page.DestinationRow]:
-        def get(name: str) -> dict[str, float]:
-            return _by_first(_rows(answer, "notify", name))
-
-        pending = get("alertik_outbox_pending")
-        oldest = get("alertik_outbox_oldest_age_seconds")
-        delivered = get("alertik_alerts_delivered_total")
-        failed = get("alertik_alerts_failed_total")
-        retried = get("alertik_alerts_retried_total")
-        states = {
-            str(r[0]): str(r[1])
-            for r in _rows(answer, "notify", "alertik_destination_state")
-            if len(r) == 3 and r[2] == 1
-        }
-        return [
-            page.DestinationRow(
-                name=name,
-                state=states.get(name, "ok"),
-                pending=pending.get(name, 0.0),
-                oldest=oldest.get(name, 0.0),
-                delivered=delivered.get(name, 0.0),
-                failed=failed.get(name, 0.0),
-                retried=retried.get(name, 0.0),
-            )
-            for name in sorted(set(pending) | set(delivered) | set(states))
-        ]
 
     def serve_workbench(self, request: Request, headers: dict[str, str]) -> Response:
         if request.method != "POST":
