@@ -280,7 +280,7 @@ def _delivery(dest: Any, name: str, text: str, address: str) -> dict[str, Any]:
         shown["messages"] = None
         return shown
     from alertik.notify import services
-    from alertik.notify.delivery import scrub, secrets_for
+    from alertik.notify.scrub import scrub, secrets_for
 
     if services.service_of(dest).order is not None:
         shown.update(how="action", address=address, messages=[])

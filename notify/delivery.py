@@ -1,56 +1,45 @@
-"""Delivery to one destination: retries, pacing, and bounded HTTP requests.
+"""Delivery to one destination: retries and pacing.
 
 The policy is made of pure functions (``classify``, ``backoff``,
-``server_wait``, ``scrub``, ``excerpt``) and a ``Pacer`` driven by an explicit
-clock, so it is tested without a network; what is particular to one service
-comes from its entry in ``notify/services.py``. ``Courier`` applies the
-policy: it sends one message until it is delivered, fails for good, or the
-caller stops it. ``HttpTransport`` makes the requests: one
-``requests.Session`` per destination, at most ``MAX_BODY`` bytes of any answer
-read, and a deadline on each whole request.
+``server_wait``) and a ``Pacer`` driven by an explicit clock, so it is tested
+without a network; what is particular to one service comes from its entry in
+``notify/services.py``. ``Courier`` applies the policy: it sends one message
+until it is delivered, fails for good, or the caller stops it, through the
+service's transport (``transport.py``'s ``HttpTransport`` for HTTP).
 
 Webhook URLs and the Telegram token are credentials: nothing this module logs,
-returns or raises contains them, in any encoding (requests puts the URL in its
-exception text; a service may echo it in an error body; ``scrub`` takes it
-out).
+returns or raises contains them, in any encoding (``scrub.py`` takes them out
+of errors and answers' bodies).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import email.utils
-import functools
 import logging
 import random
-import re
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Literal
 
 import msgspec
-import requests
-import requests.adapters
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from alertik.common.config import NotifyConfig
 from alertik.common.destinations import Destination
 from alertik.common.retry import backoff
+from alertik.notify.scrub import excerpt, scrub, secrets_for
 from alertik.notify.services import (
     SERVICES,
     Attempt,
-    Service,
     Transport,
     Verdict,
     seconds,
     service_of,
 )
+from alertik.notify.transport import HttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +47,9 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE = 1.0
 # A server's "retry after" beyond this is taken as a mistake, not a plan.
 MAX_SERVER_WAIT = 3600.0
-# How much of a refusal's body goes into the log: enough for the service's
-# error text, not a whole HTML error page.
-BODY_EXCERPT = 300
-# The most of any answer that is read: error texts and 429 details are small;
-# a service that answers with megabytes gets its connection closed instead.
-MAX_BODY = 16 * 1024
-READ_CHUNK = 4096
 # One destination's retries are logged at most this often (the tap still
 # reports every one); the warning says how many it left out.
 RETRY_LOG_EVERY = 10.0
-USER_AGENT = "alertik"
 
 
 @dataclass(frozen=True)
@@ -145,118 +126,6 @@ def classify(kind: str, attempt: Attempt, now: float | None = None) -> Verdict:
     return Verdict("failed", reason=f"HTTP {status}")
 
 
-# --- secrets ------------------------------------------------------------------
-
-
-def secrets_of(url: str) -> list[str]:
-    """The parts of a URL that must never be shown, longest first."""
-    parts = urlsplit(url)
-    found = {url, url.split("://", 1)[-1]}
-    tail = parts.path + (f"?{parts.query}" if parts.query else "")
-    for piece in (tail, parts.path, parts.query, unquote(parts.path)):
-        if len(piece) > 1:
-            found.add(piece)
-    # Each path segment and query value on its own: a token or webhook id may
-    # show up alone (Telegram's "bot<token>" segment, Slack's secret part).
-    for piece in re.split(r"[/?&=]", unquote(tail)):
-        if len(piece) >= 6:
-            found.update(_token_pieces(piece[3:] if piece.startswith("bot") else piece))
-            found.add(piece)
-    if parts.password:
-        found.add(parts.password)
-    return sorted(found, key=len, reverse=True)
-
-
-def _token_pieces(token: str) -> list[str]:
-    """A token, and its part after a colon (a bot token without the bot's id)."""
-    pieces = [token]
-    secret = token.rpartition(":")[2]
-    if secret != token and len(secret) >= 6:
-        pieces.append(secret)
-    return pieces
-
-
-def secrets_for(dest: Destination) -> list[str]:
-    """Everything about dest that must be scrubbed, longest first."""
-    found: set[str] = set()
-    values = dest.secrets()
-    service = service_of(dest)
-    if service.request is not None:
-        req = service.request(dest, "", "")
-        values.append(req.url)
-        # Basic authentication carries user:password in base64.
-        auth = next(
-            (v for k, v in req.headers.items() if k.lower() == "authorization"), ""
-        )
-        if auth.startswith("Basic "):
-            values.append(auth[len("Basic ") :])
-    for value in values:
-        found.update(secrets_of(value) if "://" in value else _token_pieces(value))
-    return sorted(found, key=len, reverse=True)
-
-
-def _hex(byte: int) -> str:
-    """A byte as two hex digits, either case."""
-    return "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in f"{byte:02x}")
-
-
-def _encodings(char: str) -> str:
-    """A pattern for char in each encoding a URL takes in practice."""
-    code = ord(char)
-    forms = [re.escape(char)]
-    # Percent-encoded, also twice (%253A).
-    forms.append("".join(f"%(?:25)?{_hex(b)}" for b in char.encode("utf-8")))
-    if code < 0x10000:
-        # JSON's \u escape, and HTML's numeric character references.
-        forms.append(rf"\\u{_hex(code >> 8)}{_hex(code & 0xFF)}")
-        forms.append(
-            rf"&#0{{0,3}}{code};|&#[xX]0{{0,3}}{code:x};|&#[xX]0{{0,3}}{code:X};"
-        )
-    if char == "&":
-        forms.append("&amp;")
-    # JSON escapes "/" as "\/"; a JSON text inside a JSON string doubles it.
-    return r"(?:\\{0,2}(?:" + "|".join(forms) + "))"
-
-
-# A secret that reached the end of what was read may be cut short there and
-# go unrecognised: that many characters per character of the longest secret
-# are dropped from the end of a body that was not read whole.
-_MAX_ENCODED = 24
-
-
-@functools.lru_cache(maxsize=64)
-def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
-    alternatives = [
-        "".join(_encodings(c) for c in s)
-        for s in sorted(secrets, key=len, reverse=True)
-        if s
-    ]
-    return re.compile("|".join(alternatives)) if alternatives else None
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    """Text with every secret, however encoded, replaced by ``<redacted>``."""
-    pattern = _pattern(tuple(secrets))
-    if pattern is not None:
-        text = pattern.sub("<redacted>", text)
-    return re.sub(r"(with url: )\S+", r"\1<redacted>", text)
-
-
-def excerpt(body: bytes, secrets: list[str], truncated: bool = False) -> str:
-    """A short, one-line, scrubbed piece of a response body for the log.
-
-    The whole body read is scrubbed before anything is cut from it, so a
-    secret is never cut in two and half of it shown.
-    """
-    text = scrub(body.decode("utf-8", "replace"), secrets)
-    if truncated and secrets:
-        text = text[: max(0, len(text) - _MAX_ENCODED * max(map(len, secrets)))]
-    text = " ".join(text.split())
-    if len(text) > BODY_EXCERPT:
-        text = text[:BODY_EXCERPT] + "..."
-    return text
-
-
 # --- pacing ---------------------------------------------------------------------
 
 
@@ -278,242 +147,6 @@ class Pacer:
     def hold(self, now: float, seconds: float) -> None:
         """Allow no request for seconds from now (a 429 or an empty bucket)."""
         self._next = max(self._next, now + seconds)
-
-
-# --- HTTP -----------------------------------------------------------------------
-
-
-class _Cutter:
-    """Cuts the connection of a request that is still running at its deadline.
-
-    The timeouts of the HTTP library bound each read, not a whole request: an
-    answer trickled one byte at a time never ends. A connection tells the
-    cutter when it sends a request; a thread of the cutter's own shuts that
-    connection's socket down if the request is still running at its deadline,
-    and the blocked read returns at once.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._conn: Any = None
-        self._due: float | None = None
-        self._closed = False
-        self._thread: threading.Thread | None = None
-        self.fired = False
-
-    def using(self, conn: object) -> None:
-        """The connection of the request now starting."""
-        with self._lock:
-            self._conn = conn
-
-    def arm(self, seconds: float) -> None:
-        """A request starts now and must be over within seconds."""
-        with self._lock:
-            self.fired = False
-            self._conn = None
-            self._due = time.monotonic() + seconds
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name=f"deadline-{self._name}", daemon=True
-                )
-                self._thread.start()
-            self._changed.notify()
-
-    def disarm(self) -> None:
-        """The request is over."""
-        with self._lock:
-            self._due = None
-            self._conn = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._changed.notify()
-
-    def _run(self) -> None:
-        with self._lock:
-            while not self._closed:
-                if self._due is None:
-                    self._changed.wait()
-                    continue
-                left = self._due - time.monotonic()
-                if left > 0:
-                    self._changed.wait(left)
-                    continue
-                self._due = None
-                self.fired = True
-                sock = getattr(self._conn, "sock", None)
-                if sock is not None:
-                    # The plain socket's shutdown, also under TLS: it wakes
-                    # the reading thread, which then fails.
-                    with contextlib.suppress(OSError):
-                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-def _pool_classes(cutter: _Cutter) -> dict[str, type[HTTPConnectionPool]]:
-    """Connection pools whose connections report to cutter."""
-
-    class Connection(HTTPConnection):
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            cutter.using(self)
-            super().request(*args, **kwargs)
-
-    class TLSConnection(HTTPSConnection):
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            cutter.using(self)
-            super().request(*args, **kwargs)
-
-    class Pool(HTTPConnectionPool):
-        ConnectionCls = Connection
-
-    class TLSPool(HTTPSConnectionPool):
-        ConnectionCls = TLSConnection
-
-    return {"http": Pool, "https": TLSPool}
-
-
-class _Adapter(requests.adapters.HTTPAdapter):
-    """requests' adapter, with connections that a _Cutter can cut."""
-
-    def __init__(self, cutter: _Cutter) -> None:
-        self._cutter = cutter
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _pool_classes(self._cutter)
-
-    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(*args, **kwargs)
-        manager.pool_classes_by_scheme = _pool_classes(self._cutter)
-        return manager
-
-
-def make_session(
-    dest: Destination, adapter: requests.adapters.HTTPAdapter | None = None
-) -> requests.Session:
-    """A session for one destination: keep-alive, TLS verified unless opted out."""
-    # urllib3 logs request paths at DEBUG, and a path holds the token or the
-    # webhook secret: keep its chatter out even when ALERTIK_LOG_LEVEL=DEBUG.
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
-    session = requests.Session()
-    if adapter is not None:
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-    # Proxies (HTTPS_PROXY, NO_PROXY) and a CA bundle (REQUESTS_CA_BUNDLE) from
-    # the environment are read once here: left to requests, every request
-    # scans the environment again, which cost a third of notify's time.
-    # A router's own certificate: checked against its CA file, not the
-    # system's authorities.
-    verify: bool | str = dest.verify_tls
-    ca_file = getattr(dest, "ca_file", "")
-    if verify and ca_file:
-        verify = ca_file
-    found = session.merge_environment_settings(dest.endpoint, {}, None, verify, None)
-    session.trust_env = False
-    session.proxies.update(found["proxies"])
-    session.verify = found["verify"]
-    session.headers["User-Agent"] = USER_AGENT
-    session.headers["Accept"] = "application/json"
-    # A compressed answer can unpack to far more than MAX_BODY in one read.
-    session.headers["Accept-Encoding"] = "identity"
-    return session
-
-
-class HttpTransport:
-    """Sends one destination's HTTP requests, each bounded in size and time.
-
-    A request must be over within connect + read timeout (ALERTIK_HTTP_*),
-    however slowly the service answers; of its answer at most MAX_BODY bytes
-    are read. Once the status is known it stands: a 2xx whose body is cut
-    short still counts as delivered.
-    """
-
-    def __init__(
-        self,
-        dest: Destination,
-        service: Service[Any],
-        cfg: NotifyConfig,
-        secrets: list[str],
-    ) -> None:
-        if service.request is None:
-            raise ValueError(f"{service.kind} is not an HTTP service")
-        self._dest = dest
-        self._build = service.request
-        self._timeout = (cfg.connect_timeout, cfg.read_timeout)
-        self.deadline = cfg.connect_timeout + cfg.read_timeout
-        self._secrets = secrets
-        self._cutter = _Cutter(dest.name)
-        self._session = make_session(dest, _Adapter(self._cutter))
-
-    def close(self) -> None:
-        """Close the session's connections."""
-        self._cutter.close()
-        self._session.close()
-
-    def attempt(self, text: str, key: str) -> Attempt:
-        """One request carrying text; never raises for network trouble."""
-        req = self._build(self._dest, text, key)
-        started = time.monotonic()
-        self._cutter.arm(self.deadline)
-        try:
-            resp = self._session.request(
-                req.method,
-                req.url,
-                data=req.body,
-                headers=dict(req.headers),
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.RequestException as exc:
-            self._cutter.disarm()
-            if self._cutter.fired:
-                error = f"Timeout: no complete answer within {self.deadline:g} s"
-            else:
-                # str(exc) names the URL, token included: scrub it.
-                error = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
-            return Attempt(None, {}, b"", error, time.monotonic() - started)
-        except Exception as exc:
-            # Not a network problem: a bug, so crash, but without the URL in
-            # the message or in a chained exception's message.
-            self._cutter.disarm()
-            error = scrub(f"{type(exc).__name__}: {exc}", self._secrets)
-            raise RuntimeError(f"{self._dest.shown()}: {error}") from None
-        try:
-            body, truncated = self._read(resp)
-        finally:
-            self._cutter.disarm()
-            resp.close()
-        return Attempt(
-            resp.status_code,
-            dict(resp.headers),
-            body,
-            "",
-            time.monotonic() - started,
-            truncated,
-        )
-
-    @staticmethod
-    def _read(resp: requests.Response) -> tuple[bytes, bool]:
-        """At most MAX_BODY bytes of the answer, and whether there was more."""
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            for chunk in resp.iter_content(READ_CHUNK):
-                room = MAX_BODY - size
-                if len(chunk) > room:
-                    chunks.append(chunk[:room])
-                    return b"".join(chunks), True
-                chunks.append(chunk)
-                size += len(chunk)
-        except requests.RequestException:
-            # Cut at the deadline, or the connection failed: the status
-            # stands, with what came of the body.
-            return b"".join(chunks), True
-        return b"".join(chunks), False
 
 
 # --- the courier ------------------------------------------------------------------

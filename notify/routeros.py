@@ -32,13 +32,7 @@ import requests
 
 from alertik.common.config import NotifyConfig
 from alertik.common.destinations import AddressListDestination
-from alertik.notify.delivery import (
-    HttpTransport,
-    excerpt,
-    make_session,
-    scrub,
-    secrets_for,
-)
+from alertik.notify.scrub import excerpt, scrub, secrets_for
 from alertik.notify.services import (
     SERVICES,
     Attempt,
@@ -47,6 +41,7 @@ from alertik.notify.services import (
     basic_auth,
     read_order,
 )
+from alertik.notify.transport import HttpTransport, make_session
 
 # How much of a value that is not an address is quoted in the log.
 SHOWN_CHARS = 80

@@ -17,11 +17,9 @@ from alertik.notify.delivery import (
     MAX_SERVER_WAIT,
     Pacer,
     classify,
-    excerpt,
-    scrub,
-    secrets_of,
     server_wait,
 )
+from alertik.notify.scrub import excerpt, scrub, secrets_of
 from alertik.notify.services import (
     Attempt,
     discord_bucket as bucket_wait,
@@ -200,7 +198,7 @@ def test_a_body_excerpt_is_short_one_line_and_scrubbed() -> None:
 def test_sessions_read_proxy_settings_once_and_then_ignore_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from alertik.notify.delivery import make_session
+    from alertik.notify.transport import make_session
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
     monkeypatch.setenv("NO_PROXY", "internal.test")

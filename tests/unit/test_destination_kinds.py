@@ -29,7 +29,8 @@ from alertik.common.destinations import (
 )
 from alertik.common.schema import Alert
 from alertik.notify import mail, routeros, services
-from alertik.notify.delivery import classify, excerpt, scrub, secrets_for
+from alertik.notify.delivery import classify
+from alertik.notify.scrub import excerpt, scrub, secrets_for
 from alertik.notify.services import Attempt, Order
 
 PUSH_USER = "uQiRzpo4DXghDmr9QzzfQu27cmVRsG"
