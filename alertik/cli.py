@@ -84,7 +84,7 @@ def cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the configuration and print it with every secret hidden."""
     from alertik.matcher import musl
-    from alertik.matcher.rulefile import lint
+    from alertik.matcher.rulecompile import lint
 
     try:
         cfg, rules = _load()

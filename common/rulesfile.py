@@ -9,7 +9,7 @@ can name the file, the line, the rule and the key. It checks what the other
 stages need from the rules: each rule's ``name`` and ``notify`` (which
 destinations exist, which of alertik's environment notifiers are used). The
 matcher decodes the rest of each rule into typed structs
-(``matcher/rulefile.py``); both end in ``ConfigError`` for
+(``matcher/rulecompile.py``); both end in ``ConfigError`` for
 ``ALERTIK_RULES_FILE`` whose text is one line::
 
     ALERTIK_RULES_FILE: /etc/alertik/rules.toml line 14, rule "ssh", key

@@ -31,7 +31,8 @@ import msgspec
 from alertik.common.config import ConfigError, Rule, RulesFile, StaticRule
 from alertik.matcher import musl, static
 from alertik.matcher.musl import MuslRegex, RegexError
-from alertik.matcher.rulefile import FileRule, Hit, Presets, Record, compile_file
+from alertik.matcher.rulecompile import compile_file
+from alertik.matcher.rulefile import FileRule, Hit, Presets, Record
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from alertik.common import rulesfile
 from alertik.common.schema import SyslogEvent
 from alertik.matcher.alerts import build_alerts
 from alertik.matcher.gate import Gate, Release
-from alertik.matcher.rulefile import FileRule, Record, compile_file
+from alertik.matcher.rulecompile import compile_file
+from alertik.matcher.rulefile import FileRule, Record
 from alertik.matcher.rules import RuleSet
 from alertik.matcher.rulestate import RuleStore
 

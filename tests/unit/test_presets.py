@@ -1,7 +1,7 @@
 """The presets, through the rules-file engine: what an admin who names one gets.
 
 A rules file with one rule per preset (``preset = "NAME"``) is compiled by the
-real engine (matcher/rulefile.py); each of our RouterOS lines in
+real engine (matcher/rulecompile.py); each of our RouterOS lines in
 tests/data/presets/ (default, syslog and CEF formats) goes through the rule
 set's scan and the threshold gate, and must fire its own preset only, with the
 captures and the exact text listed in the file; no line of unrelated.txt may
@@ -29,7 +29,8 @@ from alertik.matcher.presets import (
     toml_table,
     with_section,
 )
-from alertik.matcher.rulefile import FIELDS, FileRule, Hit, Record, compile_file, lint
+from alertik.matcher.rulecompile import compile_file, lint
+from alertik.matcher.rulefile import FIELDS, FileRule, Hit, Record
 from alertik.matcher.rules import RuleSet
 from tests import preset_lines
 from tests.preset_lines import Line

@@ -15,14 +15,8 @@ import pytest
 from alertik.common import rulesfile
 from alertik.common.config import ConfigError
 from alertik.matcher.presets import PRESETS
-from alertik.matcher.rulefile import (
-    FileRule,
-    Hit,
-    Record,
-    compile_file,
-    duration,
-    lint,
-)
+from alertik.matcher.rulecompile import compile_file, duration, lint
+from alertik.matcher.rulefile import FileRule, Hit, Record
 from alertik.matcher.rules import RuleSet
 from tests import preset_lines
 
