@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 from alertik.common.schema import Alert
-from alertik.notify.outbox import OUTBOX_FILE, Outbox
+from alertik.notify.outbox import Outbox
+from alertik.notify.outboxdb import OUTBOX_FILE
 from tests.support import (
     REPO,
     Proc,

@@ -23,7 +23,7 @@ import pytest
 import zmq
 
 from alertik.common.schema import ENCODER, MESSAGE_DECODER, Alert, Delivery
-from alertik.notify.outbox import OUTBOX_FILE
+from alertik.notify.outboxdb import OUTBOX_FILE
 from tests.support import (
     Proc,
     Reply,

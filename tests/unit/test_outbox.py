@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from alertik.common.schema import Alert
-from alertik.notify import outbox as outbox_module
-from alertik.notify.outbox import OUTBOX_FILE, Outbox
+from alertik.notify import outboxdb, storage
+from alertik.notify.outbox import Outbox
+from alertik.notify.outboxdb import OUTBOX_FILE
 
 
 def alert(n: int, notifier: str = "Slack", text: str = "") -> Alert:
@@ -303,8 +304,8 @@ def test_a_damaged_index_alone_loses_nothing(
 @pytest.fixture
 def fast_retry(monkeypatch: pytest.MonkeyPatch) -> float:
     """Try the file again every 50 ms instead of every second."""
-    monkeypatch.setattr(outbox_module, "RETRY_S", 0.05)
-    monkeypatch.setattr(outbox_module, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(storage, "RETRY_S", 0.05)
+    monkeypatch.setattr(outboxdb, "BUSY_TIMEOUT_S", 0.2)
     return 0.05
 
 
