@@ -44,6 +44,33 @@ class Reloads:
             self.watcher.taken()
         self.job = Reload(cfg, why, reuse)
 
+    def failed(self, job: Reload, error: ConfigError, in_use: int) -> None:
+        """Count and log a reading that keeps the rules in use."""
+        self.errors += 1
+        log.error(
+            "rules file not reloaded (%s); the %d rules in use stay: %s",
+            job.why,
+            in_use,
+            error,
+        )
+
+    def switched(
+        self, job: Reload, cfg: Config, rules: RuleSet, kept: int, released: int
+    ) -> None:
+        """Count and log a reading the matcher switched to."""
+        self.count += 1
+        log.info(
+            "rules reloaded (%s): %d rules, %d from %s, compiled in %.2f s; "
+            "state kept for %d rules%s",
+            job.why,
+            len(rules),
+            len(rules.file_rules),
+            cfg.rules_path,
+            job.took,
+            kept,
+            f", {released} summaries sent early" if released else "",
+        )
+
     def finished(self) -> Reload | None:
         """The reading that is done, once; None while none is."""
         job = self.job

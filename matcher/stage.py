@@ -268,32 +268,15 @@ class Matcher(Stage):
     def switch(self, job: Reload) -> None:
         """Use the rules a finished reload compiled (between two messages)."""
         if isinstance(job.result, ConfigError):
-            self.reloads.errors += 1
-            log.error(
-                "rules file not reloaded (%s); the %d rules in use stay: %s",
-                job.why,
-                len(self.rules),
-                job.result,
-            )
+            self.reloads.failed(job, job.result, len(self.rules))
         elif job.result is not None:
             cfg, rules = job.result
             self.cfg = cfg
             self.rules = rules
             self.watch_silence(cfg)
-            self.reloads.count += 1
             kept = self.gate.rules.keys() & {r.identity for r in rules.file_rules}
             released = self.gate.rebind(rules.file_rules)
-            log.info(
-                "rules reloaded (%s): %d rules, %d from %s, compiled in %.2f s; "
-                "state kept for %d rules%s",
-                job.why,
-                len(rules),
-                len(rules.file_rules),
-                cfg.rules_path,
-                job.took,
-                len(kept),
-                f", {len(released)} summaries sent early" if released else "",
-            )
+            self.reloads.switched(job, cfg, rules, len(kept), len(released))
             self.emit(release_alerts(released))
             self.gate.flush()
         if job.again:
