@@ -60,7 +60,17 @@ class Roster:
         )
 
     def start(self) -> None:
-        """Start one worker per destination."""
+        """Say what the destinations are; start one worker per destination."""
+        destinations = self.cfg.notify.destinations
+        warn_insecure(destinations)
+        describe_actions(destinations)
+        if destinations:
+            log.info(
+                "destinations: %s",
+                ", ".join(d.shown() for d in destinations),
+            )
+        else:
+            log.warning("no destinations configured: every alert will be dropped")
         for worker in self.workers.values():
             worker.start()
 

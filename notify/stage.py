@@ -29,7 +29,7 @@ from alertik.common.metrics import Samples, rows
 from alertik.common.schema import ALERT_DECODER, ENCODER, Alert, Delivery
 from alertik.common.throttle import Throttled
 from alertik.notify.outbox import Entry, Outbox
-from alertik.notify.roster import Roster, describe_actions, warn_insecure
+from alertik.notify.roster import Roster
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +78,6 @@ class Notify(Stage):
         self.tap = wiring.tap("notify_tap")
         self.roster = Roster(self.cfg, self.outbox, self.outcomes.put, self.relay)
         self.workers = self.roster.workers
-        destinations = ncfg.destinations
-        warn_insecure(destinations)
-        describe_actions(destinations)
-        if destinations:
-            log.info(
-                "destinations: %s",
-                ", ".join(d.shown() for d in destinations),
-            )
-        else:
-            log.warning("no destinations configured: every alert will be dropped")
         self.roster.start()
 
     def describe(self) -> str:
