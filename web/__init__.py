@@ -10,10 +10,10 @@ their counters, and serves them:
   every stage's metrics (the table in ``common/metrics.py``), the keeper's
   view of each stage (up, restarts, heartbeat age) and the build, in
   Prometheus's text format (prometheus_client);
-* ``/`` at ``ALERTIK_WEB_ADDR``: the status page (``page.py``): per-router
-  messages and alerts over the last hour (``history.py``, from the same
-  counters), destinations, the last alerts (read from the matcher's and
-  notify's taps, ``recent.py``) and the stages;
+* ``/`` at ``ALERTIK_WEB_ADDR``: the status page (``page.py``, its figures
+  gathered by ``view.py``): per-router messages and alerts over the last hour
+  (``history.py``, from the same counters), destinations, the last alerts
+  (read from the matcher's and notify's taps, ``recent.py``) and the stages;
 * ``/workbench``: pasted lines through ``alertik test --json`` in a
   subprocess (``workbench.py`` says why).
 
