@@ -52,6 +52,14 @@ HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 RELOAD_SIGNAL = signal.SIGHUP
 # While draining, input silent this long means the stage has caught up.
 DRAIN_IDLE_MS = 50
+# After the drain, a stage that pushes to another keeps its sockets open this
+# long before closing them. libzmq's linger waits until a PUSH's queue has
+# gone into its connection, not until the connection has written it out:
+# what the connection still held when the socket closed (up to a few hundred
+# messages) was lost whenever the next stage was behind, as after a flood.
+# The wait lets the next stage catch up in the usual case; see
+# bench/shutdown.py for what it does and does not cover.
+HANDOFF_SECONDS = 0.25
 # How often a stage tells the keeper it is alive (and its counters).
 STATUS_EVERY = 1.0
 
@@ -133,6 +141,7 @@ class Wiring:
             log.info("%s", self.security.describe())
         self._monitors: dict[Any, tuple[str, Callable[[int], None] | None]] = {}
         self.handshakes = Throttled(log, "handshakes failed")
+        self.pushes = 0  # PUSH sockets opened: serve() hands off before closing
 
     def _make(self, name: str, make: Callable[..., zmq.Socket[bytes]]) -> Any:
         endpoint: str = getattr(self.cfg.endpoints, name)
@@ -170,6 +179,7 @@ class Wiring:
         instead of showing only as a queue that never empties.
         """
         sock: zmq.Socket[bytes] = self._make(name, sockets.connect_push)
+        self.pushes += 1
         endpoint: str = getattr(self.cfg.endpoints, name)
         if on_event is not None or endpoint.startswith("tcp://"):
             mon = self.hold(sockets.monitor(sock))
@@ -290,6 +300,8 @@ def serve(
         wiring.handshakes.flush()
         counters = stage.counters()
         reporter.close()
+        if wiring.pushes and not stop.force:
+            time.sleep(HANDOFF_SECONDS)  # see HANDOFF_SECONDS
     # The ExitStack closed the sockets (PUSHes flushed within their linger).
     log.info(
         "stopped: %s", " ".join(f"{name}={value}" for name, value in counters.items())

@@ -295,7 +295,11 @@ def bind_pull(ctx: Context, endpoint: str, security: Security) -> zmq.Socket[byt
     """A PULL socket bound to endpoint (``tcp://127.0.0.1:*`` picks a port)."""
     sock = _bound(ctx, zmq.PULL, endpoint, security)
     sock.setsockopt(zmq.RCVHWM, RCVHWM)
-    sock.setsockopt(zmq.LINGER, 0)
+    # Not 0: libzmq ends the pipe of a peer that disconnects with this
+    # socket's linger, and with 0 it dropped what that peer had sent and this
+    # stage had not read yet (an ingest stopping while the matcher was
+    # behind). Closing a PULL never waits for it: it has nothing to send.
+    sock.setsockopt(zmq.LINGER, LINGER_MS)
     return sock
 
 
