@@ -1,4 +1,4 @@
-"""``alertik run`` and ``alertik health``.
+"""``alertik run``: check, make the run directory safe, bind UDP, become the keeper.
 
 ``run`` checks the whole configuration, makes the run directory safe, binds
 the UDP port itself (so the port is taken within a fraction of a second and
