@@ -16,7 +16,6 @@ used the spool lives in memory, with the same bound, and says so.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import sqlite3
@@ -24,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from alertik.common.config import ConfigError
+from alertik.common import statedir
 from alertik.common.throttle import Throttled
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class Spool:
     def _open_disk(self) -> None:
         try:
             os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-            self._lock_fd = _lock(self.state_dir)
+            self._lock_fd = statedir.lock(self.state_dir, LOCK_FILE, "matcher")
             self._db = _connect(self.path)
             self._count = self._db.execute("SELECT count(*) FROM spool").fetchone()[0]
         except (OSError, sqlite3.Error) as exc:
@@ -197,20 +196,6 @@ class Spool:
             )
         self.dropped.flush()
         self.close_db()
-
-
-def _lock(state_dir: str) -> int:
-    fd = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ConfigError(
-            "ALERTIK_STATE_DIR",
-            f"{state_dir} is in use by another matcher; give each alertik "
-            "instance its own state directory",
-        ) from None
-    return fd
 
 
 def _connect(path: str) -> sqlite3.Connection:

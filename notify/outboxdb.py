@@ -7,13 +7,10 @@ file, or one in memory while the file fails) and moves rows between them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
-from alertik.common.config import ConfigError
 from alertik.notify.salvage import OUTBOX_COLUMNS
 
 OUTBOX_FILE = "outbox.sqlite3"
@@ -26,21 +23,6 @@ LOCK_FILE = "outbox.lock"
 BUSY_TIMEOUT_S = 1.0
 # sqlite's primary error codes for a damaged file.
 DAMAGE = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-
-
-def lock_state_dir(state_dir: str) -> int:
-    """Take the state directory's lock; a ConfigError if another notify has it."""
-    fd = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ConfigError(
-            "ALERTIK_STATE_DIR",
-            f"{state_dir} is in use by another notify; give each alertik "
-            "instance its own state directory",
-        ) from None
-    return fd
 
 
 SCHEMA = """

@@ -31,10 +31,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from alertik.common import statedir
 from alertik.common.config import ConfigError
 from alertik.notify import outboxdb
 from alertik.notify.outboxdb import (
     INSERT_ROWS,
+    LOCK_FILE,
     OUTBOX_FILE,
     T,
     connect,
@@ -43,7 +45,6 @@ from alertik.notify.outboxdb import (
     integrity,
     is_damaged,
     is_faulty,
-    lock_state_dir,
     set_sequence,
 )
 from alertik.notify.salvage import OUTBOX_COLUMNS, salvage
@@ -110,7 +111,7 @@ class Storage:
         """Start using the file (raises if it cannot be used now)."""
         os.makedirs(self._state_dir, mode=0o700, exist_ok=True)
         if self._lock_fd < 0:
-            self._lock_fd = lock_state_dir(self._state_dir)
+            self._lock_fd = statedir.lock(self._state_dir, LOCK_FILE, "notify")
         try:
             db = connect(self._file, self._max_pages)
         except sqlite3.DatabaseError as exc:
@@ -274,7 +275,7 @@ class Storage:
         try:
             os.makedirs(self._state_dir, mode=0o700, exist_ok=True)
             if self._lock_fd < 0:
-                self._lock_fd = lock_state_dir(self._state_dir)
+                self._lock_fd = statedir.lock(self._state_dir, LOCK_FILE, "notify")
             if self._broken:
                 self._set_aside()
             disk = connect(self._file, self._max_pages, RETRY_BUSY_S)

@@ -1,0 +1,26 @@
+"""The state directory: a stage that keeps files there holds a lock on it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from alertik.common.converters import ConfigError
+
+
+def lock(state_dir: str, name: str, holder: str) -> int:
+    """Take the lock file name in state_dir (flock) and return its descriptor:
+    held until that is closed or the process ends. Another process holding
+    it (two alertik instances sharing ALERTIK_STATE_DIR would both work on
+    the same files) is a ConfigError naming the variable."""
+    fd = os.open(os.path.join(state_dir, name), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            "ALERTIK_STATE_DIR",
+            f"{state_dir} is in use by another {holder}; give each alertik "
+            "instance its own state directory",
+        ) from None
+    return fd
