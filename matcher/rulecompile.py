@@ -33,6 +33,7 @@ from alertik.matcher.rulefile import (
     Spec,
     ThresholdSpec,
     listed,
+    split_mask,
 )
 
 _TOKEN = re.compile(r"@(?:([0-9][0-9]?)|(@)|\{([^{}]*)\})")
@@ -122,7 +123,7 @@ def compile_rule(
     compiled = _compile(spec, fail)
     groups = compiled.regex.groups if compiled.regex is not None else 0
     for name, mask in masks:
-        parts = _mask("notify", mask)
+        parts = split_mask(mask, _TOKEN)
 
         def fail_action(
             key: str, problem: str, name: str = name, mask: str = mask
@@ -255,8 +256,8 @@ def _compile(spec: Spec, fail: Fail) -> Compiled:
     for router in listed(spec.router):
         if not router.strip() or router != router.strip():
             raise fail("router", "must be an address or identity without spaces")
-    out.text = _mask("text", DEFAULT_TEXT if spec.text is None else spec.text)
-    out.key = _mask("threshold.key", spec.threshold.key) if spec.threshold else ()
+    out.text = split_mask(DEFAULT_TEXT if spec.text is None else spec.text, _TOKEN)
+    out.key = split_mask(spec.threshold.key, _TOKEN) if spec.threshold else ()
     for key, parts in (("text", out.text), ("threshold.key", out.key)):
         _check_mask(key, parts, spec, groups, fail)
     if spec.threshold is not None:
@@ -296,32 +297,6 @@ def _duration(key: str, text: str, fail: Fail) -> float:
         return duration(text)
     except ValueError as exc:
         raise fail(key, str(exc)) from None
-
-
-def _mask(key: str, text: str) -> tuple[Part, ...]:
-    parts: list[Part] = []
-    literal: list[str] = []
-
-    def flush() -> None:
-        if "".join(literal):
-            parts.append(Part(literal="".join(literal)))
-        literal.clear()
-
-    pos = 0
-    for m in _TOKEN.finditer(text):
-        literal.append(text[pos : m.start()])
-        pos = m.end()
-        if m.group(1) is not None:
-            flush()
-            parts.append(Part(group=int(m.group(1))))
-        elif m.group(2) is not None:
-            literal.append("@")
-        else:
-            flush()
-            parts.append(Part(field=m.group(3)))
-    literal.append(text[pos:])
-    flush()
-    return tuple(parts)
 
 
 def _check_mask(

@@ -18,6 +18,7 @@ and ``@{field}``, one of FIELDS; ``@{cef.KEY}`` is a CEF field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated
 
@@ -128,8 +129,40 @@ class Part(msgspec.Struct, frozen=True):
     """A piece of a mask: literal text, a capture group, or a field."""
 
     literal: str = ""
-    group: int = -1
+    group: int = -1  # -1: not a group reference
     field: str = ""
+
+
+def split_mask(text: str, token: re.Pattern[str]) -> tuple[Part, ...]:
+    """Split a mask into literal text, group references and fields.
+
+    token matches one reference: group 1 a group number, group 2 an ``@@``
+    (a literal ``@``), group 3 a field name. Environment masks and the rules
+    file's texts differ only in the field names their token accepts.
+    """
+    parts: list[Part] = []
+    literal: list[str] = []
+
+    def flush() -> None:
+        if "".join(literal):
+            parts.append(Part(literal="".join(literal)))
+        literal.clear()
+
+    pos = 0
+    for m in token.finditer(text):
+        literal.append(text[pos : m.start()])
+        pos = m.end()
+        if m.group(1) is not None:
+            flush()
+            parts.append(Part(group=int(m.group(1))))
+        elif m.group(2) is not None:
+            literal.append("@")
+        else:
+            flush()
+            parts.append(Part(field=m.group(3)))
+    literal.append(text[pos:])
+    flush()
+    return tuple(parts)
 
 
 class Quiet(msgspec.Struct, frozen=True, kw_only=True):

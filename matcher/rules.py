@@ -32,19 +32,15 @@ from alertik.common.config import ConfigError, Rule, RulesFile, StaticRule
 from alertik.matcher import musl, static
 from alertik.matcher.musl import MuslRegex, RegexError
 from alertik.matcher.rulecompile import compile_file
-from alertik.matcher.rulefile import FileRule, Hit, Presets, Record
+from alertik.matcher.rulefile import FileRule, Hit, Part, Presets, Record, split_mask
 
 log = logging.getLogger(__name__)
 
 _MASK_TOKEN = re.compile(r"@(?:([0-9][0-9]?)|(@)|\{(sender|node)\})")
 
 
-class MaskPart(msgspec.Struct, frozen=True):
-    """A literal piece of a mask, a capture group number, or a placeholder."""
-
-    literal: str = ""
-    group: int = -1  # -1: not a group reference
-    field: str = ""
+# A piece of an environment rule's mask: the rules file's Part.
+MaskPart = Part
 
 
 class Match(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,29 +56,7 @@ class Match(msgspec.Struct, frozen=True, kw_only=True):
 
 def parse_mask(mask: str) -> tuple[MaskPart, ...]:
     """Split a mask into literal text, group references and placeholders."""
-    parts: list[MaskPart] = []
-    text: list[str] = []
-
-    def flush() -> None:
-        if "".join(text):
-            parts.append(MaskPart(literal="".join(text)))
-        text.clear()
-
-    pos = 0
-    for m in _MASK_TOKEN.finditer(mask):
-        text.append(mask[pos : m.start()])
-        pos = m.end()
-        if m.group(1) is not None:
-            flush()
-            parts.append(MaskPart(group=int(m.group(1))))
-        elif m.group(2) is not None:
-            text.append("@")
-        else:
-            flush()
-            parts.append(MaskPart(field=m.group(3)))
-    text.append(mask[pos:])
-    flush()
-    return tuple(parts)
+    return split_mask(mask, _MASK_TOKEN)
 
 
 def expand(
