@@ -93,43 +93,58 @@ def test_kill_9_of_ingest_at_50_alerts_a_second_loses_nothing(
     tmp_path: Path, spawn: Callable[..., Proc], webhook: WebhookServer
 ) -> None:
     """1. `alertik run`; 2. send an alert line every 20 ms; 3. after 3 s,
-    kill -9 ingest; supervisord restarts it; 4. go on for 3 s more.
+    kill -9 ingest between two datagrams; supervisord restarts it; 4. go on
+    for 3 s more.
     Result: every alert is delivered: while ingest was down the datagrams
-    waited in the socket that alertik run holds."""
+    waited in the socket that alertik run holds.
+
+    The kill comes once every datagram sent so far has been delivered: a
+    datagram ingest has read and not yet passed on dies with it, in a window
+    of microseconds (far longer on a loaded machine), and that window is not
+    what this test is about."""
     env = base_env(tmp_path, GENERIC1_WEBHOOK_URL=webhook.url, **events_env(RULE))
     run = spawn("run", env=env)
     port = udp_port_of(run)
     run.wait_line("success: ingest entered RUNNING state")
     sent: list[int] = []
     halt = threading.Event()
+    pause = threading.Event()
+    paused = threading.Event()
 
     def load() -> None:
         began = time.monotonic()
         while not halt.is_set():
-            due = int((time.monotonic() - began) * RATE)
-            while len(sent) < due:
-                send_udp(port, line(len(sent)))
-                sent.append(len(sent))
+            if pause.is_set():
+                paused.set()
+            else:
+                due = int((time.monotonic() - began) * RATE)
+                while len(sent) < due:
+                    send_udp(port, line(len(sent)))
+                    sent.append(len(sent))
             time.sleep(0.005)
+
+    def delivered() -> set[int]:
+        with webhook._lock:
+            texts = [r.json()["text"] for r in webhook.requests]
+        return {int(t.split(",")[0].split()[1]) for t in texts}
 
     sender = threading.Thread(target=load, daemon=True)
     sender.start()
     try:
         time.sleep(SECONDS)
+        pause.set()
+        assert paused.wait(5)
+        wait_for(lambda: delivered() == set(sent), 15, "the alerts sent so far")
         ingest = stage_pids(run.popen.pid)["ingest"]
         os.kill(ingest, signal.SIGKILL)
         killed_at = len(sent)
+        pause.clear()  # the sender catches up at once, while ingest is down
         wait_for(lambda: stage_pids(run.popen.pid).get("ingest") not in (None, ingest),
                  20, "a new ingest")  # fmt: skip
         time.sleep(SECONDS)
     finally:
         halt.set()
         sender.join(5)
-
-    def delivered() -> set[int]:
-        with webhook._lock:
-            texts = [r.json()["text"] for r in webhook.requests]
-        return {int(t.split(",")[0].split()[1]) for t in texts}
 
     wait_for(lambda: len(delivered()) >= len(sent), 30, "every alert")
     print(
