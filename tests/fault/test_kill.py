@@ -192,8 +192,9 @@ def test_a_stage_killed_under_load_loses_only_what_it_held(
         wait_for(lambda: distinct(run, running) >= 2, 20, f"{stage} restarted")
         back_at = time.monotonic()
         if stage == "ingest":
-            # A new ingest binds a new ephemeral port (a real set-up has a
-            # fixed one): follow it; what went to the old one was refused.
+            # The new ingest gets the same UDP socket from alertik run's
+            # keeper, so the port it reports is the one already in use;
+            # follow what it reports all the same.
             ports = re.findall(r"listening on udp \S*:(\d+)", run.output)
             assert len(ports) == 2
             load.port = int(ports[1])
