@@ -60,6 +60,10 @@ DRAIN_IDLE_MS = 50
 # The wait lets the next stage catch up in the usual case; see
 # bench/shutdown.py for what it does and does not cover.
 HANDOFF_SECONDS = 0.25
+# What a stop may take before the sockets close: supervisord's stopwaitsecs
+# (10 s) less the sockets' 2 s linger. ALERTIK_DRAIN_SECONDS is at most this,
+# and the hand-off only uses what the drain left of it.
+STOP_BUDGET_SECONDS = 8.0
 # How often a stage tells the keeper it is alive (and its counters).
 STATUS_EVERY = 1.0
 
@@ -292,6 +296,7 @@ def serve(
                     log.warning("parent process %d went away", parent)
                     stop.set("parent gone")
         log.info("stopping (%s)", stop.signal_name or "requested")
+        stopping = time.monotonic()
         wiring.stop_watching_connections()
         stage.quiesce()
         deadline = time.monotonic() + (0.0 if stop.force else cfg.drain_seconds)
@@ -301,7 +306,8 @@ def serve(
         counters = stage.counters()
         reporter.close()
         if wiring.pushes and not stop.force:
-            time.sleep(HANDOFF_SECONDS)  # see HANDOFF_SECONDS
+            left = STOP_BUDGET_SECONDS - (time.monotonic() - stopping)
+            time.sleep(max(0.0, min(HANDOFF_SECONDS, left)))  # see HANDOFF_SECONDS
     # The ExitStack closed the sockets (PUSHes flushed within their linger).
     log.info(
         "stopped: %s", " ".join(f"{name}={value}" for name, value in counters.items())

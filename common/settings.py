@@ -323,7 +323,8 @@ TABLE: tuple[Setting, ...] = (
         "that the least recently hit one goes (counted; a held count is "
         "summarised first)",
     ),
-    # Within supervisord's stopwaitsecs (10) with the sockets' 2 s linger.
+    # Within supervisord's stopwaitsecs (10) with the sockets' 2 s linger
+    # (lifecycle.STOP_BUDGET_SECONDS).
     Setting(
         name="ALERTIK_DRAIN_SECONDS",
         convert=Number(lo=0, hi=8),

@@ -5,7 +5,9 @@ from __future__ import annotations
 import configparser
 import tomllib
 
+from alertik.common import lifecycle, settings, sockets
 from alertik.common.config import STAGES
+from alertik.common.converters import Number
 from tests.support import REPO
 
 
@@ -25,6 +27,18 @@ def test_supervisord_runs_each_stage_with_the_installed_package() -> None:
             conf.get(section, "autostart") == f"%(ENV_ALERTIK_START_{stage.upper()})s"
         )
         assert conf.getint(section, "stopwaitsecs") <= 10
+
+
+def test_a_stop_fits_in_stopwaitsecs_whatever_the_drain_time() -> None:
+    """Drain, hand-off and the sockets' linger together stay within the time
+    supervisord gives a stage before SIGKILL."""
+    conf = configparser.RawConfigParser()
+    conf.read(REPO / "supervisord.conf")
+    least = min(conf.getint(f"program:{s}", "stopwaitsecs") for s in STAGES)
+    budget = lifecycle.STOP_BUDGET_SECONDS
+    assert budget + sockets.LINGER_MS / 1000 <= least
+    drain = settings.BY_NAME["ALERTIK_DRAIN_SECONDS"].convert
+    assert isinstance(drain, Number) and drain.hi <= budget
 
 
 def test_downstream_stages_start_first_and_stop_last() -> None:
