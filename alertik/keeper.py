@@ -167,18 +167,24 @@ class Keeper:
 
     # -- the UDP socket for ingest -----------------------------------------
 
+    def _bind(self, name: str, kind: socket.SocketKind) -> socket.socket:
+        """A Unix socket of kind bound to name in the run directory, replacing
+        any old one, usable by this user alone."""
+        path = os.path.join(self.run_dir, name)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, kind)
+        old = os.umask(0o077)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        return sock
+
     def _listen(self) -> socket.socket | None:
         if self.udp_fd is None:
             return None
-        path = os.path.join(self.run_dir, "listen.sock")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o077)
-        try:
-            server.bind(path)
-        finally:
-            os.umask(old)
+        server = self._bind("listen.sock", socket.SOCK_STREAM)
         server.listen(8)
         server.setblocking(False)
         return server
@@ -199,15 +205,7 @@ class Keeper:
     # -- heartbeats ------------------------------------------------------------
 
     def _bind_heartbeats(self) -> socket.socket:
-        path = os.path.join(self.run_dir, KEEPER_SOCKET)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        old = os.umask(0o077)
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old)
+        sock = self._bind(KEEPER_SOCKET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         return sock
 
