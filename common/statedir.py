@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 
 from alertik.common.converters import ConfigError
 
@@ -24,3 +25,20 @@ def lock(state_dir: str, name: str, holder: str) -> int:
             "instance its own state directory",
         ) from None
     return fd
+
+
+def open_db(path: str, *schema: str) -> sqlite3.Connection:
+    """A stage's sqlite file in the state directory: WAL with NORMAL sync
+    (a killed process loses nothing written), a 1 s wait for another
+    writer's lock, the schema statements run, then DEFERRED transactions."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=1.0)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        for statement in schema:
+            db.execute(statement)
+        db.isolation_level = "DEFERRED"
+    except BaseException:
+        db.close()
+        raise
+    return db

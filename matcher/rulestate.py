@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from alertik.common import statedir
 from alertik.matcher.gate import Release, Saved
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,12 @@ STATE_FILE = "matcher-rules.sqlite3"
 _ENCODER = msgspec.msgpack.Encoder()
 _SAVED = msgspec.msgpack.Decoder(Saved)
 _RELEASE = msgspec.msgpack.Decoder(Release)
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS keys (rule TEXT NOT NULL, key TEXT NOT NULL, "
+    "state BLOB NOT NULL, PRIMARY KEY (rule, key))",
+    "CREATE TABLE IF NOT EXISTS held (n INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "rule TEXT NOT NULL, alert BLOB NOT NULL)",
+)
 
 
 class RuleStore:
@@ -40,7 +47,7 @@ class RuleStore:
         self._db: sqlite3.Connection | None = None
         try:
             os.makedirs(state_dir, mode=0o700, exist_ok=True)
-            self._db = _connect(self.path)
+            self._db = statedir.open_db(self.path, *SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             self._lost(exc)
 
@@ -125,23 +132,3 @@ class RuleStore:
         if self._db is not None:
             self._db.close()
             self._db = None
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, timeout=1.0)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS keys (rule TEXT NOT NULL, key TEXT NOT NULL, "
-            "state BLOB NOT NULL, PRIMARY KEY (rule, key))"
-        )
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS held (n INTEGER PRIMARY KEY AUTOINCREMENT, "
-            "rule TEXT NOT NULL, alert BLOB NOT NULL)"
-        )
-        db.isolation_level = "DEFERRED"
-    except BaseException:
-        db.close()
-        raise
-    return db

@@ -32,6 +32,10 @@ SPOOL_FILE = "matcher-spool.sqlite3"
 # Held (flock) while a matcher uses the spool: two matchers sharing it would
 # both send every alert in it.
 LOCK_FILE = "matcher-spool.lock"
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS spool "
+    "(n INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL)"
+)
 # Alerts read from the head per look: one query for a burst.
 READ_BATCH = 500
 # After the disk failed, how often the spool tries it again (only while
@@ -67,7 +71,7 @@ class Spool:
         try:
             os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
             self._lock_fd = statedir.lock(self.state_dir, LOCK_FILE, "matcher")
-            self._db = _connect(self.path)
+            self._db = statedir.open_db(self.path, SCHEMA)
             self._count = self._db.execute("SELECT count(*) FROM spool").fetchone()[0]
         except (OSError, sqlite3.Error) as exc:
             self.close_db()
@@ -196,19 +200,3 @@ class Spool:
             )
         self.dropped.flush()
         self.close_db()
-
-
-def _connect(path: str) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, timeout=1.0)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS spool "
-            "(n INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL)"
-        )
-        db.isolation_level = "DEFERRED"
-    except BaseException:
-        db.close()
-        raise
-    return db
