@@ -586,6 +586,15 @@ def send_udp(port: int, *payloads: bytes, host: str = "127.0.0.1") -> None:
             s.sendto(p, (host, port))
 
 
+def send_from(source: str, port: int, *lines: bytes) -> None:
+    """Datagrams to 127.0.0.1:port from a loopback address of our choice (a
+    second router, say)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        for line in lines:
+            sock.sendto(line, ("127.0.0.1", port))
+
+
 def receive_alerts(sock: zmq.Socket[bytes], count: int) -> list[Alert]:
     """Receive count alerts from a sink; fail after 10 s of silence."""
     alerts: list[Alert] = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from tests.support import (
     WebhookServer,
     base_env,
     events_env,
+    send_from,
     udp_port_of,
     wait_for,
 )
@@ -54,14 +54,6 @@ def metrics_url(proc: Proc) -> str:
     match = re.search(r"(http://\S+/metrics)", line)
     assert match, line
     return match.group(1)
-
-
-def send_from(source: str, port: int, *lines: bytes) -> None:
-    """Datagrams from a loopback address of our choice: a second router."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((source, 0))
-        for line in lines:
-            s.sendto(line, ("127.0.0.1", port))
 
 
 LOGIN = b"system,error,critical login failure for user admin from 10.0.0.9 via ssh"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.support import (
     WebhookServer,
     base_env,
     events_env,
+    send_from,
     udp_port_of,
     wait_for,
 )
@@ -77,13 +77,6 @@ def page_url(proc: Proc) -> str:
     match = re.search(r"(http://\S+)/,", line)
     assert match, line
     return match.group(1)
-
-
-def send_from(source: str, port: int, *lines: bytes) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((source, 0))
-        for line in lines:
-            s.sendto(line, ("127.0.0.1", port))
 
 
 def fetch(url: str) -> str:
