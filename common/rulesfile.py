@@ -247,16 +247,27 @@ def parse(path: str, text: str, document: Mapping[str, Any]) -> RulesFile:
     )
 
 
-def _routers(path: str, lines: _Lines, tables: object) -> tuple[RouterSettings, ...]:
-    """The [routers."ADDRESS"] tables: silence settings per router."""
+def _tables(
+    path: str, lines: _Lines, section: str, tables: object, fix: str
+) -> dict[str, dict[str, object]]:
+    """A section of named tables ([section.NAME]), or a ConfigError saying fix."""
     if not isinstance(tables, dict) or not all(
         isinstance(t, dict) for t in tables.values()
     ):
-        raise ConfigError(
-            VARIABLE,
-            f"{path}{lines.at('routers')}: write each router as a table "
-            '[routers."192.0.2.1"] with its settings, e.g. silence_after = "1h"',
-        )
+        raise ConfigError(VARIABLE, f"{path}{lines.at(section)}: {fix}")
+    return tables
+
+
+def _routers(path: str, lines: _Lines, tables: object) -> tuple[RouterSettings, ...]:
+    """The [routers."ADDRESS"] tables: silence settings per router."""
+    tables = _tables(
+        path,
+        lines,
+        "routers",
+        tables,
+        'write each router as a table [routers."192.0.2.1"] with its settings, '
+        'e.g. silence_after = "1h"',
+    )
     found = []
     for address, table in tables.items():
 
@@ -308,14 +319,14 @@ def _routers(path: str, lines: _Lines, tables: object) -> tuple[RouterSettings, 
 
 def _destinations(path: str, lines: _Lines, tables: object) -> tuple[Destination, ...]:
     """The [destinations.NAME] tables, typed (DestinationError as ConfigError)."""
-    if not isinstance(tables, dict) or not all(
-        isinstance(t, dict) for t in tables.values()
-    ):
-        raise ConfigError(
-            VARIABLE,
-            f"{path}{lines.at('destinations')}: write each destination as a table "
-            '[destinations.NAME] with its type, e.g. type = "telegram"',
-        )
+    tables = _tables(
+        path,
+        lines,
+        "destinations",
+        tables,
+        "write each destination as a table [destinations.NAME] with its type, "
+        'e.g. type = "telegram"',
+    )
     found = []
     for name, table in tables.items():
         line, keys = lines.destinations.get(name, (0, {}))
